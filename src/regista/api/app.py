@@ -1,0 +1,52 @@
+"""The ASGI application: REST API v1, web UI, error handling, limits."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from regista import __version__
+from regista.api.errors import install_error_handlers
+from regista.api.middleware import RequestGuard
+from regista.api.responses import JSON
+from regista.api.routes import blobs, models, system
+from regista.config import Settings
+from regista.service.container import Services, build_services
+
+log = logging.getLogger("regista")
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    """Build the app. Pass ``services`` to share them (tests); else built from settings."""
+    settings = settings or (services.settings if services else Settings())
+    owned = services is None
+    svc = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            svc.close()
+
+    app = FastAPI(
+        title="Regista",
+        version=__version__,
+        summary="A governance-grade model registry",
+        default_response_class=JSON,
+        lifespan=lifespan,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.services = svc
+    install_error_handlers(app)
+    for router in (system.router, models.router, blobs.router):
+        app.include_router(router)
+    for extra in svc.extra.get("routers", []):
+        app.include_router(extra)
+    app.add_middleware(RequestGuard, max_body=settings.max_request_bytes,
+                       max_depth=settings.max_json_depth)
+    return app

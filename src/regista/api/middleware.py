@@ -1,0 +1,123 @@
+"""Pure-ASGI middleware (cheap per request): request ids, body limits, JSON depth."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+STREAMING_PREFIXES = ("/api/v1/blobs/", "/api/v1/uploads/")
+
+
+def json_depth(value: Any, limit: int) -> int:
+    """Nesting depth of a parsed JSON value, stopping once past ``limit``."""
+    depth = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, dict | list):
+            depth = max(depth, d)
+            if depth > limit:
+                return depth
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((c, d + 1) for c in children if isinstance(c, dict | list))
+    return depth
+
+
+async def _send_error(send: Send, status: int, code: str, message: str,
+                      details: dict[str, Any] | None = None) -> None:
+    body = orjson.dumps({"error": {"code": code, "message": message, "details": details or {}}})
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestGuard:
+    """Give every request an id; refuse oversized or too deeply nested JSON bodies.
+
+    Streaming upload routes are exempt from the body limit: they are bounded by the size
+    they declare and verified by the blob store.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body: int, max_depth: int) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.max_depth = max_depth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        rid = headers.get(b"x-request-id", b"")[:64].decode("latin-1")
+        if not rid or not rid.replace("-", "").isalnum():
+            rid = secrets.token_hex(8)
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if method in ("GET", "HEAD", "OPTIONS", "DELETE") or path.startswith(STREAMING_PREFIXES):
+            await self.app(scope, receive, send_with_id)
+            return
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            try:
+                n = int(declared)
+            except ValueError:
+                await _send_error(send_with_id, 400, "bad_request", "invalid Content-Length")
+                return
+            if n > self.max_body:
+                await _send_error(send_with_id, 413, "payload_too_large",
+                                  f"request body exceeds {self.max_body} bytes",
+                                  {"limit": self.max_body})
+                return
+        # Buffer the (bounded) body so we can check it, then replay it downstream.
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            total += len(body)
+            if total > self.max_body:
+                await _send_error(send_with_id, 413, "payload_too_large",
+                                  f"request body exceeds {self.max_body} bytes",
+                                  {"limit": self.max_body})
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        raw = b"".join(chunks)
+        ctype = headers.get(b"content-type", b"")
+        if raw and b"json" in ctype:
+            try:
+                parsed = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                await _send_error(send_with_id, 400, "bad_request",
+                                  f"request body is not valid JSON: {str(exc)[:200]}")
+                return
+            if json_depth(parsed, self.max_depth) > self.max_depth:
+                await _send_error(send_with_id, 400, "bad_request",
+                                  f"JSON body is nested deeper than {self.max_depth} levels",
+                                  {"limit": self.max_depth})
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": raw, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send_with_id)

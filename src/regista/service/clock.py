@@ -1,0 +1,26 @@
+"""Time, in one place, so tests can pin it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_instant(text: str, *, field: str = "time") -> datetime:
+    """Parse an ISO-8601 instant that names its time zone; naive or malformed is refused."""
+    from regista.errors import Invalid
+
+    if not isinstance(text, str) or len(text) > 64:
+        raise Invalid(f"{field} must be an ISO-8601 time with a time zone",
+                      details={"field": field})
+    try:
+        value = datetime.fromisoformat(text.strip().replace("z", "Z"))
+    except ValueError:
+        raise Invalid(f"{field} {text!r} is not an ISO-8601 time", details={"field": field}) from None
+    if value.tzinfo is None:
+        raise Invalid(f"{field} {text!r} has no time zone (add Z or +00:00)",
+                      details={"field": field})
+    return value.astimezone(UTC)
