@@ -50,3 +50,28 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.add_middleware(RequestGuard, max_body=settings.max_request_bytes,
                        max_depth=settings.max_json_depth)
     return app
+
+
+def iter_routes(app: FastAPI) -> list[tuple[str, frozenset[str], str | None]]:
+    """Every (path, methods, rule) the app serves; the route-walk test uses this."""
+    from fastapi.routing import APIRoute
+    from starlette.routing import Route
+
+    from regista.api.deps import RULE_ATTR
+
+    out: list[tuple[str, frozenset[str], str | None]] = []
+
+    def walk(routes: list[object]) -> None:
+        for r in routes:
+            original = getattr(r, "original_router", None)
+            if original is not None:
+                walk(list(original.routes))
+            elif isinstance(r, APIRoute):
+                rules = [getattr(d.dependency, RULE_ATTR, None) for d in r.dependencies]
+                found = next((x for x in rules if x), None)
+                out.append((r.path, frozenset(r.methods or ()), found))
+            elif isinstance(r, Route):
+                out.append((r.path, frozenset(r.methods or ()), "public"))
+
+    walk(list(app.routes))
+    return out

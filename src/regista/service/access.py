@@ -43,3 +43,6 @@ class Authorizer(Protocol):
         team: str | None = None,
     ) -> None:
         """Raise :class:`regista.errors.Forbidden` unless ``actor`` holds ``permission``."""
+
+    def holds_anywhere(self, actor: object, permission: Permission) -> bool:
+        """Whether ``actor`` holds ``permission`` at any scope (the coarse route check)."""

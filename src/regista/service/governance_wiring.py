@@ -23,6 +23,10 @@ class LocalOnlyAuthorizer:
                             details={"permission": permission.value})
 
 
+    def holds_anywhere(self, actor: object, permission: Permission) -> bool:
+        return bool(getattr(actor, "local_mode", False))
+
+
 def wire_governance(settings: Settings, db: Database,
                     secret: bytes) -> tuple[Authorizer, GovernanceHooks, dict[str, Any]]:
     return LocalOnlyAuthorizer(), SettingsHooks(settings), {}

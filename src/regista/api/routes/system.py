@@ -5,24 +5,26 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from regista import __version__
-from regista.api.deps import ServicesDep
+from regista.api.deps import AUTHENTICATED, PUBLIC, ServicesDep, rule
 from regista.api.responses import JSON
 
 router = APIRouter(prefix="/api/v1", tags=["system"])
 
 
-@router.get("/health")
+@router.get("/health", dependencies=[rule(PUBLIC)])
 def health() -> Response:
     """Liveness: answers without touching the database."""
     return JSON({"status": "ok"})
 
 
-@router.get("/info")
+@router.get("/info", dependencies=[rule(AUTHENTICATED)])
 def info(svc: ServicesDep) -> Response:
     """What this server runs on (no secrets)."""
-    return JSON({
-        "version": __version__,
-        "database": svc.db.dialect,
-        "blob_store": svc.blob_store.describe().split(":", 1)[0],
-        "auth_mode": svc.settings.auth_mode,
-    })
+    return JSON(
+        {
+            "version": __version__,
+            "database": svc.db.dialect,
+            "blob_store": svc.blob_store.describe().split(":", 1)[0],
+            "auth_mode": svc.settings.auth_mode,
+        }
+    )
