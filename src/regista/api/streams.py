@@ -45,10 +45,19 @@ async def consume_body(request: Request, fn: Callable[[Iterator[bytes]], T]) -> 
             except (ClientDisconnect, anyio.BrokenResourceError):
                 return
 
+    # The consumer's error is caught inside the task group, so it surfaces as itself
+    # (e.g. DigestMismatch → 400), not wrapped in an ExceptionGroup.
+    error: BaseException | None = None
+    result: T | None = None
     async with anyio.create_task_group() as tg:
         tg.start_soon(produce)
         try:
-            return await anyio.to_thread.run_sync(lambda: fn(chunks()))
+            result = await anyio.to_thread.run_sync(lambda: fn(chunks()))
+        except Exception as exc:
+            error = exc
         finally:
             recv.close()
             tg.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    return result  # type: ignore[return-value]

@@ -10,13 +10,15 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy.exc import OperationalError
 
 from regista.config import Settings
 from regista.domain.models import Actor, BlobStatus, Upload
 from regista.domain.names import validate_digest
-from regista.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from regista.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, RegistryError
 from regista.service.access import Authorizer, Permission
 from regista.service.clock import utcnow
 from regista.store.blobs.base import BlobStore
@@ -125,19 +127,51 @@ class BlobService:
         if not lock.acquire(blocking=False):
             raise Conflict("another request is appending to this upload",
                            details={"upload_id": upload_id})
+        failed: RegistryError | None = None
         try:
-            new_offset = self.store.upload_append(handle, offset, chunks, max_size=size)
+            with self._row_lock(upload_id) as locked:
+                new_offset = self.store.upload_append(handle, offset, chunks, max_size=size)
+                if new_offset == size:
+                    try:
+                        self.store.upload_complete(handle, digest=digest, size=size)
+                    except RegistryError as exc:
+                        failed = exc
+                    # Verified or not, the store has consumed the staged bytes.
+                    forget = delete(uploads).where(uploads.c.id == upload_id)
+                    if locked is not None:
+                        locked.execute(forget)
+                    else:
+                        with self.db.write() as conn:
+                            conn.execute(forget)
+            if failed is not None:
+                raise failed
             if new_offset == size:
-                self.store.upload_complete(handle, digest=digest, size=size)
                 self._record(digest, size)
-                with self.db.write() as conn:
-                    conn.execute(delete(uploads).where(uploads.c.id == upload_id))
             return Upload(id=upload_id, digest=digest, size=size, offset=new_offset,
                           created_at=utcnow())
         finally:
             lock.release()
             with self._locks_guard:
                 self._upload_locks.pop(upload_id, None)
+
+    @contextmanager
+    def _row_lock(self, upload_id: str) -> Iterator[Connection | None]:
+        """On PostgreSQL, lock the upload row so appends from other processes wait their turn.
+
+        (SQLite deployments are one machine: the in-process lock and the local store's
+        ``flock`` already serialise appends.)
+        """
+        if not self.db.is_postgres:
+            yield None
+            return
+        with self.db.engine.connect() as conn, conn.begin():
+            q_lock = select(uploads.c.id).where(uploads.c.id == upload_id).with_for_update(nowait=True)
+            try:
+                conn.execute(q_lock)
+            except OperationalError:
+                raise Conflict("another request is appending to this upload",
+                               details={"upload_id": upload_id}) from None
+            yield conn
 
     def abort_upload(self, actor: Actor, upload_id: str) -> None:
         self.authz.require(actor, Permission.BLOB_UPLOAD)
