@@ -50,10 +50,8 @@ def local_store(tmp_path: Path) -> LocalBlobStore:
 
 
 @pytest.fixture
-def s3_store(s3_blob_url: str, moto_s3_endpoint: str) -> S3BlobStore:
-    store = open_blob_store(s3_blob_url, s3_endpoint_url=moto_s3_endpoint)
-    assert isinstance(store, S3BlobStore)
-    return store
+def s3_store(s3_client: Any, s3_bucket: str, s3_prefix: str, moto_s3_endpoint: str) -> S3BlobStore:
+    return S3BlobStore(s3_bucket, s3_prefix, endpoint_url=moto_s3_endpoint, client=s3_client)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -399,9 +397,8 @@ def test_append_at_wrong_offset(store: BlobStore) -> None:
 
 def test_append_beyond_max_size(store: BlobStore) -> None:
     handle = store.upload_start()
-    store.upload_append(handle, 0, [b"x" * 60], max_size=100)
     with pytest.raises(PayloadTooLarge):
-        store.upload_append(handle, 60, [b"y" * 20, b"y" * 30], max_size=100)
+        store.upload_append(handle, 0, [b"x" * 60, b"y" * 60], max_size=100)
     assert store.upload_offset(handle) <= 100
     store.upload_abort(handle)
 
@@ -502,6 +499,13 @@ def test_describe(store: BlobStore) -> None:
     assert text.startswith("local:/" if isinstance(store, LocalBlobStore) else "s3://regista-test/t-")
 
 
+def test_factory_store_works_end_to_end(s3_blob_url: str, moto_s3_endpoint: str) -> None:
+    store = open_blob_store(s3_blob_url, s3_endpoint_url=moto_s3_endpoint)
+    data = payload(1000)
+    assert put(store, data)
+    assert read(store, sha(data)) == data
+
+
 def test_presigned_url(store: BlobStore) -> None:
     data = payload(70_000)
     put(store, data)
@@ -566,6 +570,21 @@ def test_local_concurrent_append_conflicts(local_store: LocalBlobStore) -> None:
     assert local_store.upload_append(handle, 0, [b"x"], max_size=10) == 1
 
 
+def test_local_upload_name_of_a_published_blob_is_refused(local_store: LocalBlobStore) -> None:
+    handle = local_store.upload_start()
+    local_store.upload_append(handle, 0, [b"abc"], max_size=10)
+    local_store.upload_complete(handle, digest=sha(b"abc"), size=3)
+    # A crash that loses the removal of the upload's name brings it back as a
+    # second name of the blob; appending through it must not reach the blob.
+    blob = local_store.root / "sha256" / sha(b"abc")[:2] / sha(b"abc")[2:4] / sha(b"abc")
+    os.link(blob, local_store.root / ".uploads" / handle)
+    with pytest.raises(NotFound):
+        local_store.upload_append(handle, 3, [b"def"], max_size=10)
+    assert local_store.verify(sha(b"abc"))
+    local_store.upload_abort(handle)
+    assert local_store.verify(sha(b"abc"))
+
+
 def test_local_purge_staging(local_store: LocalBlobStore) -> None:
     stale = local_store.root / ".staging" / "crashed.tmp"
     stale.write_bytes(b"half a blob")
@@ -594,7 +613,10 @@ def test_s3_small_append_must_be_last(s3_store: S3BlobStore) -> None:
     assert s3_store.upload_complete(handle, digest=sha(b"small"), size=5)
 
 
-def test_s3_large_append_is_split_into_parts(s3_store: S3BlobStore) -> None:
+def test_s3_large_append_is_split_into_parts(s3_client: Any, s3_bucket: str, s3_prefix: str) -> None:
+    # Small copy parts, so that completing also takes the multipart-copy path
+    # (UploadPartCopy) that objects over 5 GiB need.
+    s3_store = S3BlobStore(s3_bucket, s3_prefix, client=s3_client, copy_part_size=MIN_PART_SIZE)
     data = payload(2 * DEFAULT_PART_SIZE + MiB)
     handle = s3_store.upload_start()
     # One append bigger than a part, then a second one: every part it leaves behind,
@@ -604,12 +626,18 @@ def test_s3_large_append_is_split_into_parts(s3_store: S3BlobStore) -> None:
     s3_store.upload_append(handle, offset, [data[offset:]], max_size=len(data))
     assert s3_store.upload_complete(handle, digest=sha(data), size=len(data))
     assert read(s3_store, sha(data)) == data
+    head = s3_client.head_object(Bucket=s3_bucket, Key=f"{s3_store.prefix}sha256/{sha(data)}")
+    assert head["ETag"].strip('"').endswith("-4")  # copied in 4 parts of 5 MiB
+    assert leftovers(s3_store) == []
 
 
 def test_s3_purge_staging(s3_store: S3BlobStore) -> None:
     # A put_stream that died mid-way leaves a multipart upload on the blob's key.
+    # (moto reports a fixed 2010 "Initiated" date, so part times decide here.)
     key = f"{s3_store.prefix}sha256/{sha(b'crashed')}"
-    s3_store.client.create_multipart_upload(Bucket=s3_store.bucket, Key=key)
+    client, bucket = s3_store.client, s3_store.bucket
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"x")
     assert s3_store.purge_staging(3600) == 0
     assert s3_store.purge_staging(-60) == 1
     assert leftovers(s3_store) == []
@@ -635,6 +663,7 @@ def test_content_disposition_is_safe() -> None:
 
 
 def test_open_blob_store_urls(tmp_path: Path, aws_credentials: None) -> None:
+    # Builds real clients from the environment (no request is made).
     local = open_blob_store((tmp_path / "a b").as_uri())
     assert isinstance(local, LocalBlobStore)
     assert local.root == tmp_path / "a b"
@@ -642,6 +671,7 @@ def test_open_blob_store_urls(tmp_path: Path, aws_credentials: None) -> None:
     assert isinstance(s3, S3BlobStore)
     assert (s3.bucket, s3.prefix) == ("bucket", "models/prod/")
     assert s3.describe() == "s3://bucket/models/prod/ at http://127.0.0.1:1"
+    assert s3.client.meta.config.s3["addressing_style"] == "path"
     bare = open_blob_store("s3://bucket")
     assert isinstance(bare, S3BlobStore) and bare.prefix == ""
 
@@ -653,5 +683,5 @@ def test_open_blob_store_urls(tmp_path: Path, aws_credentials: None) -> None:
      "file:///tmp/x?y=1"],
 )
 def test_open_blob_store_rejects(url: str) -> None:
-    with pytest.raises(ValueError, match="blob store URL|S3"):
+    with pytest.raises(ValueError, match=r"blob store URL|S3"):
         open_blob_store(url)

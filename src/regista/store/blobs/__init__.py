@@ -11,7 +11,7 @@ import urllib.parse
 
 from .base import CHUNK_SIZE, EMPTY_SHA256, BlobStore, is_digest, validate_digest
 from .local import LocalBlobStore
-from .s3 import MIN_PART_SIZE, S3BlobStore
+from .s3 import MIN_PART_SIZE, S3BlobStore, make_s3_client
 
 __all__ = [
     "CHUNK_SIZE",
@@ -21,6 +21,7 @@ __all__ = [
     "LocalBlobStore",
     "S3BlobStore",
     "is_digest",
+    "make_s3_client",
     "open_blob_store",
     "validate_digest",
 ]

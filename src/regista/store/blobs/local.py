@@ -291,7 +291,11 @@ class LocalBlobStore(BlobStore):
             os.fchmod(fd, 0o444)
             os.fsync(fd)
             with _disk_errors():
-                return self._publish(path, final)
+                stored = self._publish(path, final)
+                # Make the upload's name go away durably too: after a crash it would
+                # otherwise come back as a second name of the published blob.
+                _fsync_dir(self._uploads)
+            return stored
         finally:
             os.close(fd)
 
@@ -448,8 +452,7 @@ def _open_locked(path: str, flags: int, handle: str) -> int:
     """Open an upload file and take its exclusive lock without waiting.
 
     Raises Conflict if another append or completion holds the lock, and NotFound if
-    the file was completed or aborted meanwhile (the name no longer points to the
-    inode we locked; writing to it would corrupt a published blob).
+    the upload was completed or aborted meanwhile.
     """
     try:
         fd = os.open(path, flags | _O_CLOEXEC)
@@ -461,8 +464,11 @@ def _open_locked(path: str, flags: int, handle: str) -> int:
         except BlockingIOError:
             raise Conflict("another request is writing to this upload",
                            details={"upload": handle}) from None
+        # Refuse a file that is (also) a published blob: a completion linked it into
+        # place meanwhile, or a crash undid the removal of its upload name.
+        opened = os.fstat(fd)
         try:
-            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            same = os.stat(path).st_ino == opened.st_ino and opened.st_nlink == 1
         except FileNotFoundError:
             same = False
         if not same:

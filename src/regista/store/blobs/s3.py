@@ -87,52 +87,31 @@ class S3BlobStore(BlobStore):
         region: str = "us-east-1",
         client: Any = None,
         part_size: int = DEFAULT_PART_SIZE,
+        copy_part_size: int = 64 * MiB,
         max_pool_connections: int = 32,
     ) -> None:
         """Use ``bucket`` (which must exist) with keys under ``prefix``.
 
-        Credentials come from boto3's usual chain (environment, profile, instance
-        role) unless a ready ``client`` is given. ``endpoint_url`` selects an
-        S3-compatible service; path-style addressing is then used, and request
-        checksums are only sent when an operation requires them, because several
-        S3-compatible servers reject the newer default checksum trailers.
+        Without a ready ``client`` one is made by :func:`make_s3_client`, with
+        credentials from boto3's usual chain (environment, profile, instance role).
+        ``part_size`` is the size of the parts uploads send (at least 5 MiB);
+        server-side copies of larger objects go in parts of ``copy_part_size``.
         """
         if _BUCKET_RE.match(bucket) is None:
             raise ValueError(f"invalid S3 bucket name: {bucket!r}")
-        if part_size < MIN_PART_SIZE:
-            raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum)")
+        if min(part_size, copy_part_size) < MIN_PART_SIZE:
+            raise ValueError(f"part sizes must be at least {MIN_PART_SIZE} bytes (S3's minimum)")
         self._bucket = bucket
         self._prefix = _normalise_prefix(prefix)
         self._endpoint_url = endpoint_url
         self._part_size = part_size
         if client is None:
-            options: dict[str, Any] = {}
-            if endpoint_url is not None:
-                options = {
-                    "request_checksum_calculation": "when_required",
-                    "response_checksum_validation": "when_required",
-                }
-            config = Config(
-                region_name=region,
-                signature_version="s3v4",
-                # "standard" retries transient errors and throttling with backoff.
-                retries={"max_attempts": 5, "mode": "standard"},
-                # Enough sockets for the threads of a server process plus managed copies.
-                max_pool_connections=max_pool_connections,
-                connect_timeout=10,
-                read_timeout=120,
-                s3={"addressing_style": "path" if endpoint_url else "auto"},
-                **options,
-            )
-            # A session per store: boto3's default session is not thread-safe to
-            # create clients from, a client is safe to share between threads.
-            client = boto3.session.Session().client(
-                "s3", endpoint_url=endpoint_url, region_name=region, config=config
-            )
+            client = make_s3_client(endpoint_url=endpoint_url, region=region,
+                                    max_pool_connections=max_pool_connections)
         self._client = client
         # Managed copy: multipart (UploadPartCopy) above the threshold, so >5 GiB works.
         self._transfer = TransferConfig(
-            multipart_threshold=64 * MiB, multipart_chunksize=64 * MiB, max_concurrency=8
+            multipart_threshold=copy_part_size, multipart_chunksize=copy_part_size, max_concurrency=8
         )
 
     @property
@@ -565,6 +544,45 @@ class S3BlobStore(BlobStore):
 
 
 # -- helpers -------------------------------------------------------------------
+
+
+def make_s3_client(
+    *,
+    endpoint_url: str | None = None,
+    region: str = "us-east-1",
+    max_pool_connections: int = 32,
+    session: boto3.session.Session | None = None,
+) -> Any:
+    """A boto3 S3 client configured for the blob store.
+
+    Retries use botocore's "standard" mode (transient errors and throttling, with
+    backoff). ``endpoint_url`` selects an S3-compatible service: path-style
+    addressing is then used, and request checksums are only sent when an operation
+    requires them, because several S3-compatible servers reject the checksum
+    trailers botocore adds by default. ``session`` supplies credentials (a fresh
+    session with boto3's usual chain if omitted).
+    """
+    options: dict[str, Any] = {}
+    if endpoint_url is not None:
+        options = {
+            "request_checksum_calculation": "when_required",
+            "response_checksum_validation": "when_required",
+        }
+    config = Config(
+        region_name=region,
+        signature_version="s3v4",
+        retries={"max_attempts": 5, "mode": "standard"},
+        # Enough sockets for a server process's threads plus managed-copy workers.
+        max_pool_connections=max_pool_connections,
+        connect_timeout=10,
+        read_timeout=120,
+        s3={"addressing_style": "path" if endpoint_url else "auto"},
+        **options,
+    )
+    # A session of our own: creating clients from boto3's shared default session is
+    # not thread-safe, while the client itself may be shared by threads.
+    session = session or boto3.session.Session()
+    return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
 
 def content_disposition(filename: str) -> str:
