@@ -101,6 +101,10 @@ Scalar = str | int | float | bool
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
 
+def _shorten(source: str, limit: int = 40) -> str:
+    return source if len(source) <= limit else source[: limit - 3] + "..."
+
+
 def _fail(message: str, position: int, text: str) -> NoReturn:
     raise FilterSyntaxError(message, position=position, filter=text[:MAX_FILTER_LENGTH])
 
@@ -288,7 +292,7 @@ class FieldRef:
 
 
 @dataclass(frozen=True, slots=True)
-class Literal_:  # noqa: N801 - "Literal" is typing's
+class Literal_:  # "Literal" is typing's
     """A value as written, already decoded (escapes applied, numbers parsed)."""
 
     value: Scalar
@@ -376,7 +380,7 @@ class _Parser:
         if token.kind is TokenKind.EOF:
             message = f"{message}, found the end of the filter"
         else:
-            message = f"{message}, found {token.text!r}"
+            message = f"{message}, found {_shorten(token.text)!r}"
         _fail(message, token.position, self.text)
 
     def enter(self, token: Token) -> None:
@@ -548,6 +552,12 @@ class _JsonKind(FunctionElement[str]):
     inherit_cache = True
 
 
+@compiles(_JsonKind)
+def _json_kind_unsupported(element: _JsonKind, compiler: SQLCompiler, **kw: Any) -> str:
+    raise sa.exc.CompileError(
+        f"metadata filters support SQLite and PostgreSQL, not {compiler.dialect.name}")
+
+
 @compiles(_JsonKind, "sqlite")
 def _json_kind_sqlite(element: _JsonKind, compiler: SQLCompiler, **kw: Any) -> str:
     column, path = element.clauses.clauses
@@ -583,7 +593,7 @@ class _CaseSensitiveLike(FunctionElement[bool]):
 def _like_default(element: _CaseSensitiveLike, compiler: SQLCompiler, **kw: Any) -> str:
     column, pattern, _ = element.clauses.clauses
     assert isinstance(column, ColumnElement) and isinstance(pattern, ColumnElement)
-    return f"({compiler.process(column.like(pattern, escape='\\'), **kw)})"
+    return "(" + compiler.process(column.like(pattern, escape="\\"), **kw) + ")"
 
 
 @compiles(_CaseSensitiveLike, "sqlite")
@@ -795,7 +805,7 @@ def _key(ref: FieldRef, rest: tuple[Segment, ...], what: str, text: str) -> str:
 
 
 def _json_path(ref: FieldRef, rest: tuple[Segment, ...], text: str) -> tuple[str | int, ...]:
-    if not rest:
+    if not rest or (len(rest) == 1 and not rest[0].quoted and not rest[0].text):
         _fail(f"missing path after {ref.text!r}", _end_of(ref), text)
     if len(rest) > MAX_JSON_PATH:
         _fail(f"path is deeper than {MAX_JSON_PATH}", rest[MAX_JSON_PATH].position, text)
@@ -949,13 +959,10 @@ class _Compiler:
             expr = self.json_leaf(target, node)
             return sa.not_(expr) if negate else expr
         if isinstance(target, _Column):
-            if isinstance(node, IsNull):
-                expr = self.column_condition(target, node)
-            else:
-                expr = self.column_condition(target, node)
-                if target.nullable:
-                    # Two-valued: a comparison is false (not unknown) on a missing value.
-                    expr = sa.and_(target.column.is_not(None), expr)
+            expr = self.column_condition(target, node)
+            if target.nullable and not isinstance(node, IsNull):
+                # Two-valued: a comparison is false (not unknown) on a missing value.
+                expr = sa.and_(target.column.is_not(None), expr)
             return sa.not_(expr) if negate else expr
         return self.related_leaf(target, node, negate)
 
@@ -992,9 +999,9 @@ class _Compiler:
 
     def related_leaf(self, target: _Related, node: Leaf, negate: bool) -> ColumnElement[bool]:
         if isinstance(node, IsNull) and not target.to_one:
-            # "IS NULL" on a one-to-many field: no such row at all.
-            present = not node.negated
-            return self.membership(target, (), present != negate)
+            # On a one-to-many field, IS NULL means "no such row at all".
+            wants_row = node.negated  # IS NOT NULL
+            return self.membership(target, (), wants_row != negate)
         condition = self.column_condition(target.value, node)
         return self.membership(target, (condition,), not negate)
 
@@ -1006,7 +1013,7 @@ class _Compiler:
             sub = sa.select(target.link).where(*where).correlate(None)
             return target.outer.in_(sub)
         exists = (
-            sa.select(sa.literal(1))
+            sa.select(sa.literal_column("1"))
             .where(target.link == target.outer, *where)
             .correlate_except(target.table)
             .exists()
@@ -1015,11 +1022,12 @@ class _Compiler:
 
     def json_leaf(self, target: _Json, node: Leaf) -> ColumnElement[bool]:
         element = target.column[target.path]
+        assert isinstance(element, sa.BinaryExpression)
         if isinstance(node, IsNull):
             # NULL both when the path is absent and when it holds JSON null.
-            absent = element.as_string().is_(None)
+            absent: ColumnElement[bool] = element.as_string().is_(None)
             return sa.not_(absent) if node.negated else absent
-        kind = _JsonKind(element.left, element.right)  # type: ignore[attr-defined]
+        kind = _JsonKind(element.left, element.right)  # the column and the bound path
         literals = node.values if isinstance(node, InList) else (node.value,)
         first = literals[0].value
         for lit in literals[1:]:
@@ -1041,6 +1049,7 @@ class _Compiler:
         else:
             value_expr = element.as_string()
         guard = kind == family
+        test: ColumnElement[bool]
         if isinstance(node, InList):
             values = [lit.value for lit in node.values]
             test = value_expr.not_in(values) if node.negated else value_expr.in_(values)
@@ -1143,7 +1152,12 @@ def parse_order_by(text: str | None, *, entity: Entity) -> OrderSpec:
     if text is None or not text.strip():
         return OrderSpec(entity, (_DEFAULT_ORDER[entity],))
     _check_length(text)
-    tokens = tokenize(text)
+    try:
+        tokens = tokenize(text)
+    except FilterSyntaxError as exc:
+        reason = exc.message.rsplit(" at position ", 1)[0]
+        raise FilterSyntaxError(f"order_by: {reason}", position=exc.position,
+                                filter=text) from None
     allowed = _SORT_FIELDS[entity]
     keys: list[SortKey] = []
     seen: set[tuple[str, str | None]] = set()
