@@ -122,7 +122,7 @@ version_tags = Table(
     Column("version_id", ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True),
     Column("key", String(255), primary_key=True),
     Column("value", String(1024), nullable=False),
-    Index("ix_version_tags_key_value", "key", "value"),
+    Index("ix_version_tags_key_value", "key", "value", "version_id"),
 )
 
 version_metrics = Table(
@@ -131,7 +131,7 @@ version_metrics = Table(
     Column("version_id", ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True),
     Column("name", String(255), primary_key=True),
     Column("value", Float, nullable=False),
-    Index("ix_version_metrics_name_value", "name", "value"),
+    Index("ix_version_metrics_name_value", "name", "value", "version_id"),
 )
 
 aliases = Table(
@@ -345,6 +345,8 @@ deployment_events = Table(
     Column("recorded_by", String(NAME_LEN), nullable=False),
     Column("note", Text, nullable=False, default=""),
     Index("ix_deployment_events_env_model_at", "environment_id", "model_id", "at", "id"),
+    # An environment's timeline in time order, across its models.
+    Index("ix_deployment_events_environment_id_at", "environment_id", "at", "id"),
     Index("ix_deployment_events_version_id_at", "version_id", "at"),
 )
 

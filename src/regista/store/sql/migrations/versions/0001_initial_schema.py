@@ -2,16 +2,16 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 15:39:00.124885
+Create Date: (regenerated from tables.py until the first release)
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
 import regista.store.sql.types
+from sqlalchemy.dialects import postgresql
 
 revision = "0001"
 down_revision = None
@@ -96,9 +96,7 @@ def upgrade() -> None:
         sa.Column("archived_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("version_counter", sa.Integer(), nullable=False),
         sa.Column("latest_version", sa.Integer(), nullable=True),
-        sa.Column(
-            "next_review_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("next_review_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by", sa.String(length=128), nullable=False),
         sa.Column("updated_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=False),
@@ -159,9 +157,7 @@ def upgrade() -> None:
         sa.Column("expires_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("revoked_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column(
-            "last_used_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("last_used_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["principal_id"],
             ["principals.id"],
@@ -191,10 +187,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("value", sa.String(length=1024), nullable=False),
         sa.ForeignKeyConstraint(
-            ["model_id"],
-            ["models.id"],
-            name=op.f("fk_model_tags_model_id_models"),
-            ondelete="CASCADE",
+            ["model_id"], ["models.id"], name=op.f("fk_model_tags_model_id_models"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("model_id", "key", name=op.f("pk_model_tags")),
     )
@@ -206,23 +199,17 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("environment_id", sa.Integer(), nullable=False),
         sa.Column("digest", sa.String(length=64), nullable=False),
-        sa.Column(
-            "observed_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("observed_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("reported_by", sa.String(length=128), nullable=False),
         sa.Column("instance", sa.String(length=255), nullable=False),
         sa.ForeignKeyConstraint(
-            ["environment_id"],
-            ["environments.id"],
-            name=op.f("fk_observations_environment_id_environments"),
+            ["environment_id"], ["environments.id"], name=op.f("fk_observations_environment_id_environments")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_observations")),
     )
     with op.batch_alter_table("observations", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_observations_environment_id_observed_at",
-            ["environment_id", "observed_at"],
-            unique=False,
+            "ix_observations_environment_id_observed_at", ["environment_id", "observed_at"], unique=False
         )
 
     op.create_table(
@@ -242,11 +229,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_role_bindings")),
         sa.UniqueConstraint(
-            "principal_id",
-            "role",
-            "scope_type",
-            "scope",
-            name="uq_role_bindings_principal_role_scope",
+            "principal_id", "role", "scope_type", "scope", name="uq_role_bindings_principal_role_scope"
         ),
     )
     op.create_table(
@@ -275,18 +258,14 @@ def upgrade() -> None:
         sa.Column("digest", sa.String(length=64), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("stage", sa.String(length=32), nullable=False),
-        sa.Column(
-            "stage_changed_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("stage_changed_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column(
             "provenance",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
         sa.Column("framework", sa.String(length=64), nullable=True),
-        sa.Column(
-            "parent_version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
-        ),
+        sa.Column("parent_version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("file_count", sa.Integer(), nullable=False),
         sa.Column("total_size", sa.BigInteger(), nullable=False),
         sa.Column("idempotency_key", sa.String(length=128), nullable=True),
@@ -295,20 +274,13 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(length=128), nullable=False),
         sa.Column("updated_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["model_id"],
-            ["models.id"],
-            name=op.f("fk_versions_model_id_models"),
-            ondelete="CASCADE",
+            ["model_id"], ["models.id"], name=op.f("fk_versions_model_id_models"), ondelete="CASCADE"
         ),
         sa.ForeignKeyConstraint(
-            ["parent_version_id"],
-            ["versions.id"],
-            name=op.f("fk_versions_parent_version_id_versions"),
+            ["parent_version_id"], ["versions.id"], name=op.f("fk_versions_parent_version_id_versions")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_versions")),
-        sa.UniqueConstraint(
-            "model_id", "idempotency_key", name="uq_versions_model_id_idempotency_key"
-        ),
+        sa.UniqueConstraint("model_id", "idempotency_key", name="uq_versions_model_id_idempotency_key"),
         sa.UniqueConstraint("model_id", "number", name="uq_versions_model_id_number"),
     )
     with op.batch_alter_table("versions", schema=None) as batch_op:
@@ -323,16 +295,11 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("model_id", sa.Integer(), nullable=False),
         sa.Column("alias", sa.String(length=128), nullable=False),
-        sa.Column(
-            "version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
-        ),
+        sa.Column("version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=128), nullable=False),
         sa.ForeignKeyConstraint(
-            ["model_id"],
-            ["models.id"],
-            name=op.f("fk_alias_events_model_id_models"),
-            ondelete="CASCADE",
+            ["model_id"], ["models.id"], name=op.f("fk_alias_events_model_id_models"), ondelete="CASCADE"
         ),
         sa.ForeignKeyConstraint(
             ["version_id"], ["versions.id"], name=op.f("fk_alias_events_version_id_versions")
@@ -348,17 +315,13 @@ def upgrade() -> None:
         "aliases",
         sa.Column("model_id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=128), nullable=False),
-        sa.Column(
-            "version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("updated_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_by", sa.String(length=128), nullable=False),
         sa.ForeignKeyConstraint(
             ["model_id"], ["models.id"], name=op.f("fk_aliases_model_id_models"), ondelete="CASCADE"
         ),
-        sa.ForeignKeyConstraint(
-            ["version_id"], ["versions.id"], name=op.f("fk_aliases_version_id_versions")
-        ),
+        sa.ForeignKeyConstraint(["version_id"], ["versions.id"], name=op.f("fk_aliases_version_id_versions")),
         sa.PrimaryKeyConstraint("model_id", "name", name=op.f("pk_aliases")),
     )
     with op.batch_alter_table("aliases", schema=None) as batch_op:
@@ -369,13 +332,9 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("environment_id", sa.Integer(), nullable=False),
         sa.Column("model_id", sa.Integer(), nullable=False),
-        sa.Column(
-            "version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
-        ),
+        sa.Column("version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column(
-            "recorded_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("recorded_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("recorded_by", sa.String(length=128), nullable=False),
         sa.Column("note", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -393,20 +352,17 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("deployment_events", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_deployment_events_env_model_at",
-            ["environment_id", "model_id", "at", "id"],
-            unique=False,
+            "ix_deployment_events_env_model_at", ["environment_id", "model_id", "at", "id"], unique=False
         )
         batch_op.create_index(
-            "ix_deployment_events_version_id_at", ["version_id", "at"], unique=False
+            "ix_deployment_events_environment_id_at", ["environment_id", "at", "id"], unique=False
         )
+        batch_op.create_index("ix_deployment_events_version_id_at", ["version_id", "at"], unique=False)
 
     op.create_table(
         "transition_requests",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column(
-            "version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("version_digest", sa.String(length=64), nullable=False),
         sa.Column("from_stage", sa.String(length=32), nullable=False),
         sa.Column("to_stage", sa.String(length=32), nullable=False),
@@ -419,9 +375,7 @@ def upgrade() -> None:
         ),
         sa.Column("policy_version", sa.Integer(), nullable=False),
         sa.Column("requested_by", sa.String(length=128), nullable=False),
-        sa.Column(
-            "requested_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("requested_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("decided_at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["version_id"],
@@ -437,17 +391,13 @@ def upgrade() -> None:
 
     op.create_table(
         "version_files",
-        sa.Column(
-            "version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("path", sa.String(length=1024), nullable=False),
         sa.Column("digest", sa.String(length=64), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("media_type", sa.String(length=255), nullable=False),
         sa.Column("role", sa.String(length=32), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["digest"], ["blobs.digest"], name=op.f("fk_version_files_digest_blobs")
-        ),
+        sa.ForeignKeyConstraint(["digest"], ["blobs.digest"], name=op.f("fk_version_files_digest_blobs")),
         sa.ForeignKeyConstraint(
             ["version_id"],
             ["versions.id"],
@@ -461,9 +411,7 @@ def upgrade() -> None:
 
     op.create_table(
         "version_metrics",
-        sa.Column(
-            "version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("value", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -475,13 +423,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("version_id", "name", name=op.f("pk_version_metrics")),
     )
     with op.batch_alter_table("version_metrics", schema=None) as batch_op:
-        batch_op.create_index("ix_version_metrics_name_value", ["name", "value"], unique=False)
+        batch_op.create_index("ix_version_metrics_name_value", ["name", "value", "version_id"], unique=False)
 
     op.create_table(
         "version_tags",
-        sa.Column(
-            "version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("value", sa.String(length=1024), nullable=False),
         sa.ForeignKeyConstraint(
@@ -493,7 +439,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("version_id", "key", name=op.f("pk_version_tags")),
     )
     with op.batch_alter_table("version_tags", schema=None) as batch_op:
-        batch_op.create_index("ix_version_tags_key_value", ["key", "value"], unique=False)
+        batch_op.create_index("ix_version_tags_key_value", ["key", "value", "version_id"], unique=False)
 
     op.create_table(
         "approvals",
@@ -516,9 +462,7 @@ def upgrade() -> None:
     op.create_table(
         "stage_events",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column(
-            "version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("from_stage", sa.String(length=32), nullable=True),
         sa.Column("to_stage", sa.String(length=32), nullable=False),
         sa.Column("at", regista.store.sql.types.UTCDateTime(timezone=True), nullable=False),
@@ -571,6 +515,7 @@ def downgrade() -> None:
     op.drop_table("transition_requests")
     with op.batch_alter_table("deployment_events", schema=None) as batch_op:
         batch_op.drop_index("ix_deployment_events_version_id_at")
+        batch_op.drop_index("ix_deployment_events_environment_id_at")
         batch_op.drop_index("ix_deployment_events_env_model_at")
 
     op.drop_table("deployment_events")
