@@ -59,6 +59,20 @@ class BlobService:
             known = q.known_blobs(conn, digests)
         return [BlobStatus(digest=d, size=known.get(d, 0), present=d in known) for d in digests]
 
+    def stat(self, actor: Actor, digest: str) -> BlobStatus:
+        """One blob's presence and size, for a download by digest.
+
+        Reading bytes by digest bypasses model scoping, so it needs read access at
+        registry scope (model-scoped readers download through a version's file path).
+        """
+        self.authz.require(actor, Permission.MODEL_READ)
+        validate_digest(digest)
+        with self.db.read() as conn:
+            known = q.known_blobs(conn, [digest])
+        if digest not in known:
+            raise NotFound("blob not found", details={"digest": digest})
+        return BlobStatus(digest=digest, size=known[digest], present=True)
+
     def put(self, actor: Actor, digest: str, size: int, chunks: Iterable[bytes]) -> bool:
         """Store one whole blob from a stream; True if it was new."""
         self.authz.require(actor, Permission.BLOB_UPLOAD)

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
+
+# Set only inside ``simulated_time`` (the demo writes months of history); a ContextVar so
+# a simulation in one thread never leaks into requests served by others.
+_source: ContextVar[Callable[[], datetime] | None] = ContextVar("regista_clock", default=None)
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    source = _source.get()
+    return source() if source is not None else datetime.now(UTC)
+
+
+@contextmanager
+def simulated_time(source: Callable[[], datetime]) -> Iterator[None]:
+    """Within the block (and this thread), :func:`utcnow` answers ``source()``."""
+    token = _source.set(source)
+    try:
+        yield
+    finally:
+        _source.reset(token)
 
 
 def parse_instant(text: str, *, field: str = "time") -> datetime:

@@ -64,12 +64,7 @@ async def put_blob(
 )
 def get_blob(digest: str, request: Request, actor: ActorDep, svc: ServicesDep) -> StreamingResponse:
     """Download a blob by digest (Range supported)."""
-    validate_digest(digest)
-    status = svc.blobs.status(actor, [digest])[0]
-    if not status.present:
-        from regista.errors import NotFound
-
-        raise NotFound("blob not found", details={"digest": digest})
+    status = svc.blobs.stat(actor, digest)
     return stream_blob(
         request,
         digest=digest,

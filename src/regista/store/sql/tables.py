@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from regista.store.sql.types import BigId, Json, UTCDateTime
@@ -102,7 +103,11 @@ versions = Table(
     Index("ix_versions_model_id_stage", "model_id", "stage"),
     Index("ix_versions_created_at_id", "created_at", "id"),
     Index("ix_versions_created_by", "created_by"),
-    Index("ix_versions_parent_version_id", "parent_version_id"),
+    # Partial: almost all versions have no parent, and a full index on a mostly-NULL
+    # column can look useless to the planner after ANALYZE.
+    Index("ix_versions_parent_version_id", "parent_version_id",
+          sqlite_where=text("parent_version_id IS NOT NULL"),
+          postgresql_where=text("parent_version_id IS NOT NULL")),
 )
 
 version_files = Table(

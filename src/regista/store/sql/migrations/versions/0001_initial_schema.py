@@ -288,7 +288,13 @@ def upgrade() -> None:
         batch_op.create_index("ix_versions_created_by", ["created_by"], unique=False)
         batch_op.create_index(batch_op.f("ix_versions_digest"), ["digest"], unique=False)
         batch_op.create_index("ix_versions_model_id_stage", ["model_id", "stage"], unique=False)
-        batch_op.create_index("ix_versions_parent_version_id", ["parent_version_id"], unique=False)
+        batch_op.create_index(
+            "ix_versions_parent_version_id",
+            ["parent_version_id"],
+            unique=False,
+            sqlite_where=sa.text("parent_version_id IS NOT NULL"),
+            postgresql_where=sa.text("parent_version_id IS NOT NULL"),
+        )
 
     op.create_table(
         "alias_events",
@@ -528,7 +534,11 @@ def downgrade() -> None:
 
     op.drop_table("alias_events")
     with op.batch_alter_table("versions", schema=None) as batch_op:
-        batch_op.drop_index("ix_versions_parent_version_id")
+        batch_op.drop_index(
+            "ix_versions_parent_version_id",
+            sqlite_where=sa.text("parent_version_id IS NOT NULL"),
+            postgresql_where=sa.text("parent_version_id IS NOT NULL"),
+        )
         batch_op.drop_index("ix_versions_model_id_stage")
         batch_op.drop_index(batch_op.f("ix_versions_digest"))
         batch_op.drop_index("ix_versions_created_by")
