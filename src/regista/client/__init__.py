@@ -45,6 +45,26 @@ from regista.client._deployments import (
     ServedAnswer,
     ServingInterval,
 )
+from regista.client._hygiene import BlobVerification, GCResult, HygieneMixin, HygieneReport
+from regista.client._identity import (
+    ApiToken,
+    IdentityMixin,
+    IssuedToken,
+    NewUser,
+    Principal,
+    RoleBinding,
+    WhoAmI,
+)
+from regista.client._lifecycle import (
+    Approval,
+    CheckOutcome,
+    LifecycleMixin,
+    PolicyApplyResult,
+    PolicyInfo,
+    PolicyVersion,
+    StageChange,
+    TransitionRequest,
+)
 from regista.client._registry import RegistryMixin
 from regista.client.types import (
     AliasEvent,
@@ -61,6 +81,9 @@ class Client(
     RegistryMixin,
     AuditMixin,
     DeploymentsMixin,
+    HygieneMixin,
+    IdentityMixin,
+    LifecycleMixin,
     BaseClient,
 ):
     """Synchronous client of a Regista server (see the module docstring)."""
@@ -68,23 +91,40 @@ class Client(
 
 __all__ = [
     "AliasEvent",
+    "ApiToken",
+    "Approval",
     "AuditCheckpoint",
     "AuditEvent",
     "AuditVerification",
     "BaseClient",
     "BlobStatus",
+    "BlobVerification",
+    "CheckOutcome",
     "Client",
     "Deployment",
     "DeploymentEvent",
     "DriftReport",
     "EnvironmentInfo",
     "FileInfo",
+    "GCResult",
+    "HygieneReport",
+    "IdentityMixin",
+    "IssuedToken",
     "Model",
+    "NewUser",
     "Observation",
     "Pager",
+    "PolicyApplyResult",
+    "PolicyInfo",
+    "PolicyVersion",
+    "Principal",
+    "RoleBinding",
     "ServedAnswer",
     "ServerInfo",
     "ServingInterval",
+    "StageChange",
+    "TransitionRequest",
     "UploadState",
     "Version",
+    "WhoAmI",
 ]

@@ -417,7 +417,7 @@ class RegistryService:
 
     @staticmethod
     def _check_blobs(conn: Connection, entries: Sequence[FileEntry]) -> None:
-        known = q.known_blobs(conn, (f.digest for f in entries))
+        known = q.known_blobs(conn, (f.digest for f in entries), lock=True)  # vs hygiene GC
         missing = [f.path for f in entries if f.digest not in known]
         if missing:
             raise Conflict(

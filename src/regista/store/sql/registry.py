@@ -127,11 +127,20 @@ def allocate_version_number(conn: Connection, model_id: int) -> int:
 # --------------------------------------------------------------------------- blobs
 
 
-def known_blobs(conn: Connection, digests: Iterable[str]) -> dict[str, int]:
-    ds = list(set(digests))
+def known_blobs(conn: Connection, digests: Iterable[str], *, lock: bool = False) -> dict[str, int]:
+    """Size of each of ``digests`` the registry holds.
+
+    ``lock``: on PostgreSQL, keep the rows read locked (``FOR KEY SHARE``) until commit, so
+    hygiene's garbage collector (``FOR UPDATE`` then delete) cannot remove a blob between
+    a registration's check and its insert. The key-share lock is the weakest that blocks a
+    delete; it does not block ``verified_at`` updates. SQLite serialises writers already.
+    """
+    ds = sorted(set(digests))  # one lock order for every registration
     out: dict[str, int] = {}
     for i in range(0, len(ds), 500):
         q = select(blobs.c.digest, blobs.c.size).where(blobs.c.digest.in_(ds[i : i + 500]))
+        if lock and conn.dialect.name == "postgresql":
+            q = q.with_for_update(read=True, key_share=True)
         out.update({r.digest: r.size for r in conn.execute(q)})
     return out
 
