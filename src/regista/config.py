@@ -81,6 +81,13 @@ class Settings(BaseSettings):
         default_factory=lambda: ["127.0.0.1", "::1"],
         description="Peers allowed to set TRUSTED_PROXY_HEADER.",
     )
+    token_max_lifetime_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Longest lifetime of an API token, in days (every token expires; "
+        "this is also the default lifetime).",
+    )
     policy_file: Path | None = Field(
         default=None,
         description="A policy YAML applied at start-up when it differs from the current policy.",

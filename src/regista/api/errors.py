@@ -7,10 +7,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from regista.api.responses import JSON
-from regista.errors import RegistryError
+from regista.errors import Forbidden, RegistryError
 
 log = logging.getLogger("regista.api")
 
@@ -32,6 +33,18 @@ def _clean_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    from regista.api.auth import audit_forbidden, on_denied
+
+    services = getattr(app.state, "services", None)
+    if services is not None:  # route rules call it on a coarse denial
+        services.extra.setdefault("on_denied", on_denied)
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> JSON:
+        # A refused governed action is itself audited (in its own transaction).
+        await run_in_threadpool(audit_forbidden, request, exc)
+        return JSON(exc.to_dict(), status_code=exc.status)
+
     @app.exception_handler(RegistryError)
     async def _registry_error(_: Request, exc: RegistryError) -> JSON:
         if exc.status >= 500:

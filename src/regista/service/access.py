@@ -46,3 +46,8 @@ class Authorizer(Protocol):
 
     def holds_anywhere(self, actor: object, permission: Permission) -> bool:
         """Whether ``actor`` holds ``permission`` at any scope (the coarse route check)."""
+
+    def has_role(
+        self, actor: object, role: str, *, model: str | None = None, team: str | None = None
+    ) -> bool:
+        """Whether ``actor`` holds ``role`` (or one including all its permissions) at this scope."""
