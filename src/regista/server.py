@@ -65,6 +65,6 @@ def serve(settings: Settings, *, run_migrations: bool = True) -> None:
     server = uvicorn.Server(config)
     if settings.workers > 1:
         sock = config.bind_socket()
-        Multiprocess(config, target=server.run, sockets=[sock]).run()
+        Multiprocess(config, sockets=[sock]).run()
     else:
         server.run()

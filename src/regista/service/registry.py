@@ -277,6 +277,7 @@ class RegistryService:
         aliases: Sequence[str] = (),
         idempotency_key: str | None = None,
         create_model: bool = False,
+        _retry: bool = False,
     ) -> tuple[Version, bool]:
         """Seal a new version atomically. Returns (version, created).
 
@@ -363,15 +364,19 @@ class RegistryService:
                     self._move_alias(conn, actor, row, a, vid, number, now)
                 return q.load_versions(conn, [vid])[0], True
         except IntegrityError as exc:
-            # Two first registrations racing on one idempotency key: the loser retries once
-            # and finds the winner's version.
-            if idempotency_key is not None and "idempotency" in str(exc.orig).lower():
+            # Two registrations racing to create the same model, or on one idempotency key:
+            # the loser retries once and finds the winner's model or version.
+            text = str(exc.orig).lower()
+            racing = "normalized_name" in text or (
+                idempotency_key is not None and "idempotency" in text)
+            if racing and not _retry:
                 return self.register_version(
                     actor, model, files=files, metadata=metadata, description=description,
                     tags=tags, aliases=aliases, idempotency_key=idempotency_key,
-                    create_model=create_model,
+                    create_model=create_model, _retry=True,
                 )
-            raise
+            raise Conflict("a concurrent change conflicted with this registration; retry",
+                           details={"model": model}) from None
 
     def _validate_files(self, files: Sequence[NewFile]) -> list[FileEntry]:
         if not files:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import StreamingResponse
@@ -17,7 +17,9 @@ from regista.errors import BadRequest, RangeNotSatisfiable
 from regista.service.access import Permission
 
 router = APIRouter(prefix="/api/v1", tags=["blobs"])
-ERRORS = {c: {"model": s.ErrorOut} for c in (400, 401, 403, 404, 409, 411, 413, 416, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    c: {"model": s.ErrorOut} for c in (400, 401, 403, 404, 409, 411, 413, 416, 422)
+}
 
 
 def _content_length(value: str | None) -> int:

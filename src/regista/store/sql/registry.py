@@ -156,7 +156,7 @@ def record_blob(conn: Connection, digest: str, size: int, at: datetime) -> bool:
 # --------------------------------------------------------------------------- versions
 
 
-def version_by_idempotency_key(conn: Connection, model_id: int, key: str) -> Row[Any] | None:
+def version_by_idempotency_key(conn: Connection, model_id: int, key: str) -> Row[Any, Any] | None:
     q = select(versions.c.id, versions.c.request_hash).where(
         versions.c.model_id == model_id, versions.c.idempotency_key == key
     )

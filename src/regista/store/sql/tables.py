@@ -235,6 +235,7 @@ team_members = Table(
     metadata,
     Column("team_id", ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True),
     Column("member_id", ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_team_members_member_id", "member_id"),  # role lookups go member → teams
 )
 
 role_bindings = Table(

@@ -250,6 +250,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("team_id", "member_id", name=op.f("pk_team_members")),
     )
+    with op.batch_alter_table("team_members", schema=None) as batch_op:
+        batch_op.create_index("ix_team_members_member_id", ["member_id"], unique=False)
+
     op.create_table(
         "versions",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -545,6 +548,9 @@ def downgrade() -> None:
         batch_op.drop_index("ix_versions_created_at_id")
 
     op.drop_table("versions")
+    with op.batch_alter_table("team_members", schema=None) as batch_op:
+        batch_op.drop_index("ix_team_members_member_id")
+
     op.drop_table("team_members")
     op.drop_table("role_bindings")
     with op.batch_alter_table("observations", schema=None) as batch_op:
