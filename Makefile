@@ -32,7 +32,8 @@ bench: install test-services ## Benchmarks; results written to docs/benchmarks.m
 	$(BIN)/python -m bench $(ARGS)
 
 demo: install ## Fill ./regista-data with a realistic demo portfolio, then serve it
-	$(BIN)/regista demo
+	@if [ -e regista-data ]; then echo "regista-data exists: serving it as it is (remove it for a fresh demo)"; \
+	else $(BIN)/regista demo; fi
 	$(BIN)/regista serve
 
 openapi: install ## Regenerate docs/openapi.json and docs/cli.md

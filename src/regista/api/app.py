@@ -12,7 +12,7 @@ from regista import __version__
 from regista.api.errors import install_error_handlers
 from regista.api.middleware import RequestGuard
 from regista.api.responses import JSON
-from regista.api.routes import blobs, models, system
+from regista.api.routes import audit, blobs, deployments, hygiene, identity, lifecycle, models, system
 from regista.config import Settings
 from regista.service.container import Services, build_services
 
@@ -43,12 +43,16 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     )
     app.state.services = svc
     install_error_handlers(app)
-    for router in (system.router, models.router, blobs.router):
+    for router in (system.router, models.router, blobs.router, audit.router,
+                   deployments.router, identity.router, hygiene.router, lifecycle.router):
         app.include_router(router)
     for extra in svc.extra.get("routers", []):
         app.include_router(extra)
     app.add_middleware(RequestGuard, max_body=settings.max_request_bytes,
                        max_depth=settings.max_json_depth)
+    from regista.web import install_web
+
+    install_web(app)  # last: its HTML error pages wrap the JSON handlers above
     return app
 
 

@@ -1,4 +1,8 @@
-"""The ``regista`` command line."""
+"""The ``regista`` command line.
+
+Command areas live in their own modules (``cli/<area>.py``, see ``cli/_common.py``) and
+are installed at the bottom of this file, one line each.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from regista.cli import audit, demo, deployments, hygiene, identity, lifecycle, registry
+from regista.cli._common import CliState, RegistaGroup
 from regista.config import Settings
 
 app = typer.Typer(
@@ -14,9 +20,22 @@ app = typer.Typer(
     help="Regista: a governance-grade model registry.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=RegistaGroup,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    url: Annotated[str | None, typer.Option(
+        envvar="REGISTA_URL", help="Server URL (default http://127.0.0.1:8080).")] = None,
+    token: Annotated[str | None, typer.Option(
+        envvar="REGISTA_TOKEN", help="API token.", show_default=False)] = None,
+) -> None:
+    """Regista: a governance-grade model registry."""
+    ctx.obj = CliState(url=url, token=token)
 
 
 @app.command()
@@ -65,6 +84,16 @@ def db_current() -> None:
     db = Database(Settings().resolved_database_url())
     typer.echo(str(migrate.current_revision(db)))
     db.dispose()
+
+
+# Command areas, one line each.
+registry.install(app)
+demo.install(app)
+audit.install(app)
+deployments.install(app)
+hygiene.install(app)
+identity.install(app)
+lifecycle.install(app)
 
 
 if __name__ == "__main__":

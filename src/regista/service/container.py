@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from regista.config import Settings
+from regista.service.audit import AuditService
 from regista.service.blobs import BlobService
+from regista.service.deployments import DeploymentService
+from regista.service.hygiene import HygieneService
+from regista.service.identity import IdentityService
+from regista.service.lifecycle import LifecycleService
+from regista.service.policy import PolicyService
 from regista.service.registry import RegistryService
 from regista.store.blobs import open_blob_store
 from regista.store.blobs.base import BlobStore
@@ -41,6 +47,12 @@ class Services:
     secret: bytes
     registry: RegistryService
     blobs: BlobService
+    identity: IdentityService
+    policy: PolicyService
+    lifecycle: LifecycleService
+    audit: AuditService
+    deployments: DeploymentService
+    hygiene: HygieneService
     extra: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
@@ -63,6 +75,22 @@ def build_services(settings: Settings, *, db: Database | None = None) -> Service
                                page_default=settings.page_size_default,
                                page_max=settings.page_size_max)
     blobs = BlobService(db, store, authz, settings)
+    identity = IdentityService(db, authz, settings)
+    policy = extra.pop("policy", None) or PolicyService(db, authz, settings)
+    if settings.policy_file is not None:
+        policy.apply_startup_file(settings.policy_file)
+    lifecycle = LifecycleService(db, authz, policy, registry, store,
+                                 page_default=settings.page_size_default,
+                                 page_max=settings.page_size_max)
+    audit = AuditService(db, authz, page_default=settings.page_size_default,
+                         page_max=settings.page_size_max)
+    deployments = DeploymentService(db, authz, registry, policy,
+                                    page_default=settings.page_size_default,
+                                    page_max=settings.page_size_max)
     services = Services(settings=settings, db=db, blob_store=store, secret=secret,
-                        registry=registry, blobs=blobs, extra=extra)
+                        registry=registry, blobs=blobs, identity=identity,
+                        policy=policy, lifecycle=lifecycle, audit=audit,
+                        deployments=deployments,
+                        hygiene=HygieneService(db, authz, store, settings, policy),
+                        extra=extra)
     return services

@@ -1,7 +1,7 @@
-"""Choose the authorizer and governance hooks.
+"""Choose the authorizer and the governance hooks the core registry consults.
 
-Until the governance layer lands this grants everything to the local single-user actor
-and denies everyone else (fail closed).
+The authorizer is the role-based one (fail closed; local single-user mode grants
+everything until the first user exists); the hooks read the current policy.
 """
 
 from __future__ import annotations
@@ -9,24 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from regista.config import Settings
-from regista.errors import Forbidden
-from regista.service.access import Authorizer, Permission
-from regista.service.hooks import GovernanceHooks, SettingsHooks
+from regista.service.access import Authorizer
+from regista.service.hooks import GovernanceHooks
 from regista.store.sql.engine import Database
-
-
-class LocalOnlyAuthorizer:
-    def require(self, actor: object, permission: Permission, *, model: str | None = None,
-                team: str | None = None) -> None:
-        if not getattr(actor, "local_mode", False):
-            raise Forbidden(f"{getattr(actor, 'name', '?')} may not {permission.value}",
-                            details={"permission": permission.value})
-
-
-    def holds_anywhere(self, actor: object, permission: Permission) -> bool:
-        return bool(getattr(actor, "local_mode", False))
 
 
 def wire_governance(settings: Settings, db: Database,
                     secret: bytes) -> tuple[Authorizer, GovernanceHooks, dict[str, Any]]:
-    return LocalOnlyAuthorizer(), SettingsHooks(settings), {}
+    from regista.service.authz import RoleAuthorizer
+    from regista.service.policy import PolicyHooks, PolicyService
+
+    authz = RoleAuthorizer(db)
+    policy = PolicyService(db, authz, settings)
+    return authz, PolicyHooks(policy, settings), {"policy": policy}

@@ -53,7 +53,7 @@ models = Table(
     # The locked counter that hands out version numbers (never MAX()+1).
     Column("version_counter", Integer, nullable=False, default=0),
     Column("latest_version", Integer, nullable=True),
-    Column("next_review_at", UTCDateTime, nullable=True),
+    Column("next_review_at", UTCDateTime, nullable=True, index=True),
     Column("created_at", UTCDateTime, nullable=False, index=True),
     Column("created_by", String(NAME_LEN), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

@@ -105,6 +105,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("models", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_models_created_at"), ["created_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_models_next_review_at"), ["next_review_at"], unique=False)
 
     op.create_table(
         "policies",
@@ -570,6 +571,7 @@ def downgrade() -> None:
     op.drop_table("principals")
     op.drop_table("policies")
     with op.batch_alter_table("models", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_models_next_review_at"))
         batch_op.drop_index(batch_op.f("ix_models_created_at"))
 
     op.drop_table("models")
