@@ -18,7 +18,8 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from regista.domain.models import Actor, Page
@@ -73,6 +74,17 @@ def _jsonable(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value, option=_OPTS))
 
 
+# Built once: this runs in every mutating transaction.
+_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+_HEAD_LOCKED = _HEAD.with_for_update()
+_INSERT_EVENT = insert(audit_events)
+_MOVE_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+
+
 def append(
     conn: Connection,
     actor: Actor,
@@ -87,19 +99,22 @@ def append(
     outcome: str = "ok",
 ) -> int:
     """Append one event to the chain inside the caller's transaction; return its seq."""
-    locked = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-    if conn.dialect.name == "postgresql":
-        locked = locked.with_for_update()
-    head = conn.execute(locked).first()
+    pg = conn.dialect.name == "postgresql"
+    head = conn.execute(_HEAD_LOCKED if pg else _HEAD).first()
     if head is None:
-        conn.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS))
-        prev_seq, prev_hash = 0, GENESIS
-        if conn.dialect.name == "postgresql":  # another writer may have raced the insert
-            row = conn.execute(locked).one()
-            prev_seq, prev_hash = row.seq, row.hash
+        # The first event of a fresh database. On PostgreSQL two first writers may race
+        # here: ON CONFLICT lets the loser through, and the locked re-read orders them.
+        if pg:
+            conn.execute(pg_insert(audit_head).values(id=1, seq=0, hash=GENESIS)
+                         .on_conflict_do_nothing(index_elements=["id"]))
+            head = conn.execute(_HEAD_LOCKED).one()
+            prev_seq, prev_hash = head.seq, head.hash
+        else:
+            conn.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS))
+            prev_seq, prev_hash = 0, GENESIS
     else:
         prev_seq, prev_hash = head.seq, head.hash
-    seq = prev_seq + 1
+    seq = int(prev_seq) + 1
     b = _jsonable(before)
     a = _jsonable(after)
     digest = chain_hash(
@@ -107,14 +122,13 @@ def append(
         canonical(seq, at, actor.name, action, outcome, model, version, target,
                   actor.request_id, b, a),
     )
-    conn.execute(
-        insert(audit_events).values(
-            seq=seq, at=at, actor=actor.name, action=action, outcome=outcome, model=model,
-            version=version, target=target, request_id=actor.request_id, before=b, after=a,
-            prev_hash=prev_hash, hash=digest,
-        )
-    )
-    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
+    conn.execute(_INSERT_EVENT, {
+        "seq": seq, "at": at, "actor": actor.name, "action": action, "outcome": outcome,
+        "model": model, "version": version, "target": target,
+        "request_id": actor.request_id, "before": b, "after": a, "prev_hash": prev_hash,
+        "hash": digest,
+    })
+    conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
     return seq
 
 

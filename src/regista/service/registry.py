@@ -353,7 +353,7 @@ class RegistryService:
                     },
                     entries, tag_values, metrics,
                 )
-                q.update_model(conn, row.id, {"latest_version": number, "updated_at": now})
+                q.set_latest_version(conn, row.id, number, now)
                 audit.append(
                     conn, actor, "version.register", at=now, model=row.normalized_name,
                     version=number,
@@ -362,7 +362,17 @@ class RegistryService:
                 )
                 for a in alias_names:
                     self._move_alias(conn, actor, row, a, vid, number, now)
-                return q.load_versions(conn, [vid])[0], True
+                if parent_id is not None:
+                    return q.load_versions(conn, [vid])[0], True
+                # Everything is known here: no need to read back what was just written.
+                return Version(
+                    id=vid, model=row.name, number=number, digest=digest, description=desc,
+                    stage="registered", stage_changed_at=now, provenance=prov,
+                    tags=tag_values, aliases=sorted(set(alias_names)),
+                    files=sorted(entries, key=lambda f: f.path), file_count=len(entries),
+                    total_size=sum(f.size for f in entries), parent=None, created_at=now,
+                    created_by=actor.name, updated_at=now,
+                ), True
         except IntegrityError as exc:
             # Two registrations racing to create the same model, or on one idempotency key:
             # the loser retries once and finds the winner's model or version.

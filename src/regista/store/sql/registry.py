@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, delete, func, insert, select, update
 
 from regista.domain.models import Alias, FileEntry, FileRole, Model, Version
 from regista.store.sql.tables import (
@@ -29,11 +29,35 @@ from regista.store.sql.tables import (
 # --------------------------------------------------------------------------- models
 
 
+# Statements on the registration path are built once: constructing and cache-keying a
+# statement per call cost more than executing it (measured with cProfile).
+_MODEL_BY_NAME = select(models).where(models.c.normalized_name == bindparam("n"))
+_MODEL_BY_NAME_LOCKED = _MODEL_BY_NAME.with_for_update()
+_ALLOCATE = (
+    update(models)
+    .where(models.c.id == bindparam("mid"))
+    .values(version_counter=models.c.version_counter + 1)
+    .returning(models.c.version_counter)
+)
+_SET_LATEST = (
+    update(models)
+    .where(models.c.id == bindparam("mid"))
+    .values(latest_version=bindparam("latest"), updated_at=bindparam("now"))
+)
+_INSERT_VERSION = insert(versions).returning(versions.c.id)
+_INSERT_FILES = insert(version_files)
+_INSERT_TAGS = insert(version_tags)
+_INSERT_METRICS = insert(version_metrics)
+
+
 def model_row(conn: Connection, normalized: str, *, for_update: bool = False) -> Row[Any] | None:
-    q = select(models).where(models.c.normalized_name == normalized)
-    if for_update and conn.dialect.name == "postgresql":
-        q = q.with_for_update()
-    return conn.execute(q).first()
+    locked = for_update and conn.dialect.name == "postgresql"
+    return conn.execute(_MODEL_BY_NAME_LOCKED if locked else _MODEL_BY_NAME,
+                        {"n": normalized}).first()
+
+
+def set_latest_version(conn: Connection, model_id: int, number: int, now: datetime) -> None:
+    conn.execute(_SET_LATEST, {"mid": model_id, "latest": number, "now": now})
 
 
 def model_rows_by_id(conn: Connection, ids: Sequence[int]) -> list[Row[Any]]:
@@ -114,14 +138,7 @@ def allocate_version_number(conn: Connection, model_id: int) -> int:
     The UPDATE locks the row until commit, so concurrent registrations from any number of
     processes queue here; a rolled-back registration gives its number back.
     """
-    return int(
-        conn.execute(
-            update(models)
-            .where(models.c.id == model_id)
-            .values(version_counter=models.c.version_counter + 1)
-            .returning(models.c.version_counter)
-        ).scalar_one()
-    )
+    return int(conn.execute(_ALLOCATE, {"mid": model_id}).scalar_one())
 
 
 # --------------------------------------------------------------------------- blobs
@@ -170,10 +187,10 @@ def insert_version(
     tags: Mapping[str, str],
     metrics: Mapping[str, float],
 ) -> int:
-    vid = int(conn.execute(insert(versions).values(**values).returning(versions.c.id)).scalar_one())
+    vid = int(conn.execute(_INSERT_VERSION, dict(values)).scalar_one())
     if files:
         conn.execute(
-            insert(version_files),
+            _INSERT_FILES,
             [
                 {"version_id": vid, "path": f.path, "digest": f.digest, "size": f.size,
                  "media_type": f.media_type, "role": str(f.role)}
@@ -181,14 +198,10 @@ def insert_version(
             ],
         )
     if tags:
-        conn.execute(
-            insert(version_tags),
-            [{"version_id": vid, "key": k, "value": v} for k, v in tags.items()],
-        )
+        conn.execute(_INSERT_TAGS, [{"version_id": vid, "key": k, "value": v} for k, v in tags.items()])
     if metrics:
         conn.execute(
-            insert(version_metrics),
-            [{"version_id": vid, "name": k, "value": v} for k, v in metrics.items()],
+            _INSERT_METRICS, [{"version_id": vid, "name": k, "value": v} for k, v in metrics.items()]
         )
     return vid
 
