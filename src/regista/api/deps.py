@@ -22,7 +22,12 @@ AUTHENTICATED = "authenticated"
 RULE_ATTR = "regista_rule"
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: a pure lookup, so FastAPI need not hop to the thread pool for it.
+    return services_of(request)
+
+
+def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -34,7 +39,7 @@ def get_actor(request: Request) -> Actor:
         return cached  # type: ignore[no-any-return]
     from regista.api.auth import authenticate
 
-    actor = authenticate(request, get_services(request))
+    actor = authenticate(request, services_of(request))
     request.scope.setdefault("state", {})["actor"] = actor
     return actor
 
@@ -48,7 +53,7 @@ def rule(permission: Permission | str) -> Any:
         actor = get_actor(request)  # raises Unauthenticated when credentials are required
         if permission == AUTHENTICATED:
             return
-        services = get_services(request)
+        services = services_of(request)
         if not services.registry.authz.holds_anywhere(actor, Permission(permission)):
             services.extra.get("on_denied", lambda *_: None)(actor, str(permission), request)
             raise Forbidden(

@@ -14,11 +14,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 _WRITE = "regista_write"
+
+
+def _json_dumps(value: Any) -> str:
+    # orjson: several times faster than the stdlib for the JSON columns on hot paths.
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 class Database:
@@ -35,6 +41,8 @@ class Database:
             self.engine: Engine = create_engine(
                 url,
                 echo=echo,
+                json_serializer=_json_dumps,
+                json_deserializer=orjson.loads,
                 pool_size=pool_size,
                 max_overflow=max(4, pool_size),
                 connect_args={"check_same_thread": False, "timeout": 30},
@@ -45,6 +53,8 @@ class Database:
             self.engine = create_engine(
                 url,
                 echo=echo,
+                json_serializer=_json_dumps,
+                json_deserializer=orjson.loads,
                 pool_size=pool_size,
                 max_overflow=pool_size * 2,
                 pool_pre_ping=True,

@@ -1,0 +1,295 @@
+"""Registration throughput and latency (issue 2, scenarios 1 and 2).
+
+Sequential: one client registers versions of one model whose file the registry already
+holds (uploaded once), each with provenance metadata (metrics, parameters) and three
+tags: the work MLflow was measured doing. Measured with one reused keep-alive connection
+and with a new connection per request.
+
+Concurrent: 32 threads, each with its own httpx.Client, register into one model at once;
+SQLite with one server process, PostgreSQL with four. Afterwards the model's versions
+must be exactly 1..N and no request may have failed.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from bench.common import (
+    Context,
+    LatencyStats,
+    Row,
+    Scenario,
+    Server,
+    Table,
+    count,
+    create_model,
+    create_pg_database,
+    drop_pg_database,
+    expect,
+    fresh_connection_client,
+    keepalive_client,
+    log,
+    med,
+    ms,
+    per_s,
+    ratio,
+    registration_body,
+    upload_blob,
+)
+
+MODES: dict[str, Callable[[str], httpx.Client]] = {
+    "reused connection": keepalive_client,
+    "new connection per request": fresh_connection_client,
+}
+
+
+def _register_path(model: str) -> str:
+    return f"/api/v1/models/{model}/versions"
+
+
+def _sequential_run(server: Server, client: httpx.Client, model: str, n: int, digest: str,
+                    size: int, seed: int) -> dict[str, float]:
+    rng = random.Random(seed)
+    bodies = [registration_body(i, digest, size, rng) for i in range(n)]
+    path = _register_path(model)
+    latencies: list[int] = []
+    cpu0 = server.cpu_seconds()
+    t_start = time.perf_counter_ns()
+    for i, body in enumerate(bodies):
+        t0 = time.perf_counter_ns()
+        r = client.post(path, json=body)
+        latencies.append(time.perf_counter_ns() - t0)
+        if r.status_code != 201 or r.json()["version"] != i + 1:
+            raise RuntimeError(f"registration {i + 1} → {r.status_code}: {r.text[:300]}")
+    wall = (time.perf_counter_ns() - t_start) / 1e9
+    cpu = server.cpu_seconds() - cpu0
+    st = LatencyStats.of(latencies)
+    return {"throughput": n / wall, "p50": st.p50, "p95": st.p95, "p99": st.p99,
+            "server_cpu_ms": cpu / n * 1000}
+
+
+def _health_floor(client: httpx.Client, n: int) -> float:
+    lat = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        expect(client.get("/api/v1/health"), 200)
+        lat.append(time.perf_counter_ns() - t0)
+    return LatencyStats.of(lat).p50
+
+
+def sequential(ctx: Context) -> Scenario:
+    sc = Scenario("registration-sequential", "Sequential registrations (SQLite, 1 process)", 2)
+    n_keep = ctx.size(2000, 200)
+    n_fresh = ctx.size(500, 100)
+    sc.method = (
+        f"`regista serve` (SQLite, 1 worker). One model; its file (1 KiB) uploaded once. Each "
+        f"registration POSTs `/api/v1/models/{{name}}/versions` with that file, provenance "
+        f"(training data, code, 4 parameters, 3 metrics, framework) and three tags. "
+        f"{n_keep} registrations over one reused connection and {n_fresh} with a new TCP "
+        f"connection per request, per repeat (fresh model each time, numbers checked 1..N); "
+        f"{ctx.repeat} repeats, medians reported. Latency is client-side, request to parsed "
+        f"response. 'Server CPU' is user+system CPU of the server process per registration."
+    )
+    data = ctx.tmpdir("reg-seq")
+    results: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
+    floors: list[float] = []
+    with Server(data / "data") as server:
+        with keepalive_client(server.url) as c:
+            digest, size = upload_blob(c, b"\x00model-bytes" * 93)
+            create_model(c, "warmup")
+            _sequential_run(server, c, "warmup", 50, digest, size, 0)
+        for rep in range(ctx.repeat):
+            for mode, make in MODES.items():
+                n = n_keep if mode == "reused connection" else n_fresh
+                model = f"seq-{rep}-{'keep' if n == n_keep else 'new'}"
+                with make(server.url) as c:
+                    create_model(c, model)
+                    results[mode].append(_sequential_run(server, c, model, n, digest, size,
+                                                         rep))
+                log(f"sequential {mode} rep {rep}: {results[mode][-1]['throughput']:.0f}/s "
+                    f"p99 {results[mode][-1]['p99']:.2f} ms")
+            with keepalive_client(server.url) as c:
+                floors.append(_health_floor(c, ctx.size(300, 50)))
+    for mode in MODES:
+        rs = results[mode]
+        gated = mode == "reused connection"
+        sc.add(f"Throughput, {mode}", [r["throughput"] for r in rs], per_s,
+               target="≥ 1,000/s" if gated else "", ok=(lambda v: v >= 1000) if gated else None)
+        sc.add(f"p50, {mode}", [r["p50"] for r in rs], ms)
+        sc.add(f"p95, {mode}", [r["p95"] for r in rs], ms)
+        sc.add(f"p99, {mode}", [r["p99"] for r in rs], ms,
+               target="< 5 ms" if gated else "", ok=(lambda v: v < 5) if gated else None)
+        sc.add(f"Server CPU per registration, {mode}", [r["server_cpu_ms"] for r in rs], ms)
+    keep = med([r["throughput"] for r in results["reused connection"]])
+    fresh = med([r["throughput"] for r in results["new connection per request"]])
+    sc.add("Ratio reused / new-connection throughput (same run)", keep / fresh, ratio)
+    sc.add("HTTP floor: GET /api/v1/health p50, reused connection", floors, ms)
+    sc.notes.append("MLflow 3.17 on this machine (issue 2): ~89 registrations/s, p50 11 ms; "
+                    "18/s over reused connections (the 40 ms Nagle stall).")
+    return sc
+
+
+# --------------------------------------------------------------------------- concurrent
+
+
+def _concurrent_run(server: Server, model: str, n_threads: int, per_thread: int,
+                    digest: str, size: int, make: Callable[[str], httpx.Client],
+                    seed: int) -> dict[str, Any]:
+    barrier = threading.Barrier(n_threads + 1)
+    latencies: list[list[int]] = [[] for _ in range(n_threads)]
+    errors: list[str] = []
+    numbers: list[list[int]] = [[] for _ in range(n_threads)]
+    lock = threading.Lock()
+
+    def worker(t: int) -> None:
+        rng = random.Random(seed * 1000 + t)
+        bodies = [registration_body(t * per_thread + i, digest, size, rng)
+                  for i in range(per_thread)]
+        path = _register_path(model)
+        with make(server.url) as client:
+            try:
+                barrier.wait(timeout=60)
+            except threading.BrokenBarrierError:
+                return
+            for body in bodies:
+                t0 = time.perf_counter_ns()
+                try:
+                    r = client.post(path, json=body)
+                    ok = r.status_code == 201
+                    detail = f"{r.status_code}: {r.text[:200]}"
+                except httpx.HTTPError as exc:
+                    ok, detail, r = False, f"{type(exc).__name__}: {exc}", None
+                latencies[t].append(time.perf_counter_ns() - t0)
+                if ok and r is not None:
+                    numbers[t].append(int(r.json()["version"]))
+                else:
+                    with lock:
+                        errors.append(detail)
+
+    threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(n_threads)]
+    for th in threads:
+        th.start()
+    cpu0 = server.cpu_seconds()
+    barrier.wait(timeout=60)
+    t_start = time.perf_counter_ns()
+    for th in threads:
+        th.join(timeout=600)
+    wall = (time.perf_counter_ns() - t_start) / 1e9
+    cpu = server.cpu_seconds() - cpu0
+    if any(th.is_alive() for th in threads):
+        raise RuntimeError("concurrent registration threads did not finish in 600 s")
+    total = n_threads * per_thread
+    st = LatencyStats.of([x for lat in latencies for x in lat])
+    got = sorted(x for ns in numbers for x in ns)
+    listed = _listed_numbers(server.url, model)
+    return {"throughput": total / wall, "p50": st.p50, "p95": st.p95, "p99": st.p99,
+            "errors": len(errors), "first_errors": errors[:3],
+            "gapless": got == list(range(1, total + 1)) and listed == got,
+            "listed": len(listed), "server_cpu_ms": cpu / total * 1000}
+
+
+def _listed_numbers(url: str, model: str) -> list[int]:
+    """The model's version numbers as the API lists them (all pages)."""
+    out: list[int] = []
+    cursor = None
+    with keepalive_client(url) as c:
+        for _ in range(10_000):
+            params: dict[str, Any] = {"order_by": "number asc", "page_size": 500}
+            if cursor:
+                params["cursor"] = cursor
+            page = expect(c.get(f"/api/v1/models/{model}/versions", params=params), 200).json()
+            out.extend(v["version"] for v in page["items"])
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+    return out
+
+
+def _concurrent_on(ctx: Context, sc: Scenario, label: str, workers: int,
+                   database_url: str | None) -> None:
+    n_threads = 32
+    per_keep = ctx.size(64, 8)
+    per_fresh = ctx.size(25, 4)
+    data = ctx.tmpdir(f"reg-conc-{label.split()[0].lower()}")
+    results: dict[str, list[dict[str, Any]]] = {m: [] for m in MODES}
+    with Server(data / "data", workers=workers, database_url=database_url) as server:
+        with keepalive_client(server.url) as c:
+            digest, size = upload_blob(c, b"\x00model-bytes" * 93)
+            create_model(c, "warmup")
+        # Warm every worker process and its connection pool.
+        _concurrent_run(server, "warmup", n_threads, 2, digest, size, keepalive_client, 0)
+        for rep in range(ctx.repeat):
+            for mode, make in MODES.items():
+                per = per_keep if mode == "reused connection" else per_fresh
+                model = f"conc-{rep}-{'keep' if per == per_keep else 'new'}"
+                with keepalive_client(server.url) as c:
+                    create_model(c, model)
+                res = _concurrent_run(server, model, n_threads, per, digest, size, make, rep + 1)
+                results[mode].append(res)
+                log(f"concurrent {label} {mode} rep {rep}: {res['throughput']:.0f}/s "
+                    f"p99 {res['p99']:.1f} ms errors {res['errors']} gapless {res['gapless']}")
+    rows = []
+    for mode in MODES:
+        rs = results[mode]
+        gated = mode == "reused connection"
+        total = n_threads * (per_keep if gated else per_fresh)
+        errs = sum(r["errors"] for r in rs)
+        gapless = all(r["gapless"] for r in rs)
+        if gated:
+            sc.add(f"{label}: throughput ({mode})", [r["throughput"] for r in rs], per_s,
+                   target="≥ 1,000/s", ok=lambda v: v >= 1000)
+            sc.add(f"{label}: p99 ({mode})", [r["p99"] for r in rs], ms, target="< 100 ms",
+                   ok=lambda v: v < 100)
+        sc.add(f"{label}: errors ({mode}, all repeats)", errs, count, target="0",
+               ok=lambda v: v == 0)
+        sc.rows.append(Row(f"{label}: versions exactly 1..N ({mode}, every repeat)",
+                           "yes" if gapless else "NO", "yes", "PASS" if gapless else "MISS"))
+        rows.append([mode, str(total), per_s(med([r["throughput"] for r in rs])),
+                     ms(med([r["p50"] for r in rs])), ms(med([r["p95"] for r in rs])),
+                     ms(med([r["p99"] for r in rs])), str(errs), "yes" if gapless else "NO",
+                     ms(med([r["server_cpu_ms"] for r in rs]))])
+        for r in rs:
+            for e in r["first_errors"]:
+                sc.notes.append(f"{label}, {mode}: error {e}")
+    keep = med([r["throughput"] for r in results["reused connection"]])
+    fresh = med([r["throughput"] for r in results["new connection per request"]])
+    sc.tables.append(Table(f"{label} (medians over {ctx.repeat} repeats; reused / new-connection "
+                           f"throughput ratio {keep / fresh:.2f})",
+                           ["Connections", "Registrations per repeat", "Throughput", "p50", "p95",
+                            "p99", "Errors", "Versions 1..N", "Server CPU / registration"],
+                           rows))
+
+
+def concurrent(ctx: Context) -> Scenario:
+    sc = Scenario("registration-concurrent", "32 concurrent clients registering into one model", 2)
+    sc.method = (
+        "32 threads in the harness process, each with its own httpx.Client, start together "
+        "(barrier) and register versions of one model (same payload as the sequential "
+        "scenario). SQLite: `regista serve --workers 1`. PostgreSQL: `regista serve "
+        "--workers 4` on a database created for the run (CREATE DATABASE) and dropped "
+        "after. After each run the model's versions are listed through the API (keyset "
+        "pages of 500) and must be exactly 1..N, matching the numbers the clients got. "
+        f"{ctx.repeat} repeats per mode, medians reported. Note: the 32 client threads share "
+        "the 2 cores (and one GIL) with the server processes."
+    )
+    try:
+        _concurrent_on(ctx, sc, "SQLite, 1 process", 1, None)
+    except Exception as exc:
+        sc.failed_part("SQLite, 1 process", exc)
+    if ctx.pg_available:
+        url = create_pg_database()
+        try:
+            _concurrent_on(ctx, sc, "PostgreSQL, 4 processes", 4, url)
+        except Exception as exc:
+            sc.failed_part("PostgreSQL, 4 processes", exc)
+        finally:
+            drop_pg_database(url)
+    else:
+        sc.notes.append("PostgreSQL not available: the PostgreSQL half was not run.")
+    return sc
