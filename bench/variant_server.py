@@ -34,8 +34,8 @@ def _patch(variant: str) -> None:
         original = gw.wire_governance
 
         def wire(settings: Any, db: Any, secret: bytes) -> Any:
-            authz, hooks, extra = original(settings, db, secret)
-            return _AllowAll(authz), _DefaultHooks(hooks, settings), extra
+            authz, hooks, policy = original(settings, db, secret)
+            return _AllowAll(authz), _DefaultHooks(hooks, settings), policy
 
         gw.wire_governance = wire
 

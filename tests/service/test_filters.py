@@ -3,11 +3,8 @@ SQLite and PostgreSQL against a small, realistic catalogue."""
 
 from __future__ import annotations
 
-import os
 import re
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,18 +38,14 @@ from regista.service.filters import (
 )
 from regista.store.sql.tables import (
     aliases,
-    metadata,
     model_tags,
     models,
     version_metrics,
     version_tags,
     versions,
 )
+from tests.service.databases import open_database
 
-PG_ADMIN_URL = os.environ.get(
-    "REGISTA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-IN_CI = os.environ.get("CI", "").lower() == "true"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "search.md"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ENTITIES: tuple[Entity, ...] = ("versions", "models")
@@ -461,44 +454,6 @@ def test_order_by_key_limit() -> None:
 # --------------------------------------------------------------------------- databases
 
 
-def _pg_unavailable(exc: Exception) -> None:
-    reason = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {str(exc).splitlines()[0]}"
-    if IN_CI:
-        pytest.fail(f"CI=true but {reason}")
-    pytest.skip(reason)
-
-
-@contextmanager
-def open_database(kind: str, directory: Path) -> Iterator[sa.Engine]:
-    """A fresh database with every table: a SQLite file, or a PostgreSQL database
-    created for this module and dropped afterwards."""
-    if kind == "sqlite":
-        engine = sa.create_engine(f"sqlite:///{directory / 'search.db'}")
-        try:
-            metadata.create_all(engine)
-            yield engine
-        finally:
-            engine.dispose()
-        return
-    name = f"regista_filters_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        _pg_unavailable(exc)
-    engine = sa.create_engine(PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name)
-    try:
-        metadata.create_all(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def primary_key(result: sa.CursorResult[Any]) -> int:
     key = result.inserted_primary_key
     assert key is not None
@@ -629,7 +584,7 @@ def seed_catalogue(engine: sa.Engine) -> Catalogue:
                 params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def catalogue(request: pytest.FixtureRequest,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalogue]:
-    with open_database(request.param, tmp_path_factory.mktemp("filters")) as engine:
+    with open_database(request.param, tmp_path_factory.mktemp("filters"), prefix="regista_filters") as engine:
         yield seed_catalogue(engine)
 
 

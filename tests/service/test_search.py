@@ -8,17 +8,14 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import random
 import re
 import statistics
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,11 +31,8 @@ from regista.store.sql.tables import (
     version_tags,
     versions,
 )
+from tests.service.databases import open_database
 
-PG_ADMIN_URL = os.environ.get(
-    "REGISTA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-IN_CI = os.environ.get("CI", "").lower() == "true"
 SECRET = b"search-test-secret-0123456789abcdef"
 MAX_PAGE = 100
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -50,45 +44,11 @@ Search = Callable[..., tuple[list[int], str | None]]
 # --------------------------------------------------------------------------- database
 
 
-@contextmanager
-def open_database(kind: str, directory: Path) -> Iterator[sa.Engine]:
-    """An empty database with every table: a SQLite file, or a PostgreSQL database
-    created for this module and dropped afterwards."""
-    if kind == "sqlite":
-        engine = sa.create_engine(f"sqlite:///{directory / 'search.db'}")
-        try:
-            metadata.create_all(engine)
-            yield engine
-        finally:
-            engine.dispose()
-        return
-    name = f"regista_search_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        reason = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {str(exc).splitlines()[0]}"
-        if IN_CI:
-            pytest.fail(f"CI=true but {reason}")
-        pytest.skip(reason)
-    engine = sa.create_engine(PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name)
-    try:
-        metadata.create_all(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @pytest.fixture(scope="module",
                 params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
-    with open_database(request.param, tmp_path_factory.mktemp("search")) as engine:
+    with open_database(request.param, tmp_path_factory.mktemp("search"), prefix="regista_search") as engine:
         yield engine
 
 

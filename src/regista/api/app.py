@@ -46,8 +46,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     for router in (system.router, models.router, blobs.router, audit.router,
                    deployments.router, identity.router, hygiene.router, lifecycle.router):
         app.include_router(router)
-    for extra in svc.extra.get("routers", []):
-        app.include_router(extra)
     app.add_middleware(RequestGuard, max_body=settings.max_request_bytes,
                        max_depth=settings.max_json_depth)
     from regista.web import install_web

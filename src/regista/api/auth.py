@@ -129,7 +129,7 @@ def trusted_peer(peer: str, entries: tuple[str, ...]) -> bool:
 def on_denied(actor: Actor, permission: str, request: Request, *, model: str | None = None) -> None:
     """Audit a refused governed (mutating) request once, in its own transaction.
 
-    Called by the route rule (``services.extra["on_denied"]``) and by the Forbidden
+    Called by the route rule (``api.deps.rule``) and by the Forbidden
     error handler; a marker in the request state keeps it to one event per request.
     Reads are not audited. A failure to audit is logged, never turned into a 500.
     """

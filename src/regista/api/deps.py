@@ -47,6 +47,8 @@ def get_actor(request: Request) -> Actor:
 def rule(permission: Permission | str) -> Any:
     """The route-level rule (see module docstring)."""
 
+    from regista.api.auth import on_denied
+
     def check(request: Request) -> None:
         if permission == PUBLIC:
             return
@@ -55,7 +57,7 @@ def rule(permission: Permission | str) -> Any:
             return
         services = services_of(request)
         if not services.registry.authz.holds_anywhere(actor, Permission(permission)):
-            services.extra.get("on_denied", lambda *_: None)(actor, str(permission), request)
+            on_denied(actor, str(permission), request)  # a refused action is audited
             raise Forbidden(
                 f"{actor.name} does not hold {permission}",
                 details={"permission": str(permission)},

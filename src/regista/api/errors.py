@@ -33,11 +33,7 @@ def _clean_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    from regista.api.auth import audit_forbidden, on_denied
-
-    services = getattr(app.state, "services", None)
-    if services is not None:  # route rules call it on a coarse denial
-        services.extra.setdefault("on_denied", on_denied)
+    from regista.api.auth import audit_forbidden
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> JSON:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from regista.errors import BadRequest, Invalid
 
@@ -55,8 +56,17 @@ def validate_alias(alias: str) -> str:
     return alias
 
 
-def validate_digest(digest: str) -> str:
-    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+def is_digest(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a well-formed digest: lowercase 64-hex sha256.
+
+    Uppercase is refused rather than folded so that one blob has exactly one name.
+    """
+    return isinstance(value, str) and _DIGEST_RE.match(value) is not None
+
+
+def validate_digest(digest: object) -> str:
+    """Return ``digest`` if :func:`is_digest`, else raise BadRequest naming it."""
+    if not is_digest(digest):
         raise BadRequest(
             "digest must be 64 lowercase hexadecimal characters (sha256)",
             details={"field": "digest", "value": str(digest)[:100]},

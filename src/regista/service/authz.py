@@ -303,5 +303,5 @@ def roles_granting(permission: Permission) -> list[Role]:
 
 
 def permissions_table() -> Sequence[tuple[Permission, list[Role]]]:
-    """Rows of the permission-by-role table (docs/security.md is checked against it)."""
+    """Rows of the permission-by-role table (a test checks docs/security.md against it)."""
     return [(p, roles_granting(p)) for p in Permission]

@@ -70,13 +70,12 @@ def build_services(settings: Settings, *, db: Database | None = None) -> Service
         s3_region=settings.s3_region,
     )
     secret = load_secret(settings)
-    authz, hooks, extra = wire_governance(settings, db, secret)
+    authz, hooks, policy = wire_governance(settings, db, secret)
     registry = RegistryService(db, authz, hooks, secret=secret,
                                page_default=settings.page_size_default,
                                page_max=settings.page_size_max)
     blobs = BlobService(db, store, authz, settings)
     identity = IdentityService(db, authz, settings)
-    policy = extra.pop("policy", None) or PolicyService(db, authz, settings)
     if settings.policy_file is not None:
         policy.apply_startup_file(settings.policy_file)
     lifecycle = LifecycleService(db, authz, policy, registry, store,
@@ -91,6 +90,5 @@ def build_services(settings: Settings, *, db: Database | None = None) -> Service
                         registry=registry, blobs=blobs, identity=identity,
                         policy=policy, lifecycle=lifecycle, audit=audit,
                         deployments=deployments,
-                        hygiene=HygieneService(db, authz, store, settings, policy),
-                        extra=extra)
+                        hygiene=HygieneService(db, authz, store, settings, policy))
     return services

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -785,10 +785,6 @@ class _NotYetUsed(Exception):
     def __init__(self, declared: tuple[str, str, str]) -> None:
         super().__init__(declared[0])
         self.name = declared[0]
-
-
-def deployments_to_json(items: Sequence[Deployment]) -> list[dict[str, Any]]:
-    return [deployment_json(d) for d in items]
 
 
 def deployment_json(d: Deployment) -> dict[str, Any]:

@@ -490,10 +490,6 @@ class RegistryService:
             self.authz.require(actor, Permission.MODEL_READ, model=normalize_name(version.model))
             return version
 
-    def versions_by_id(self, conn: Connection, ids: Sequence[int], *,
-                       with_files: bool = False) -> list[Version]:
-        return q.load_versions(conn, ids, with_files=with_files)
-
     def children(self, actor: Actor, ref: str) -> list[str]:
         with self.db.read() as conn:
             vid = self.resolve(conn, ref)

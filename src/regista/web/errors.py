@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -93,8 +94,6 @@ def _web_response(request: Request, exc: Exception) -> Response:
     if isinstance(exc, RegistryError):
         if exc.status == 401 and request.method in SAFE_METHODS:
             return _to_sign_in(request)
-        if isinstance(exc, Forbidden):
-            _audit_denial(request, exc)
         if exc.status >= 500:
             log.error("internal error: %s", exc.message)
             return error_page(request, exc.status, "The server could not complete the request.",
@@ -130,6 +129,9 @@ def _audit_denial(request: Request, exc: Forbidden) -> None:
 def _wrap(original: Handler) -> Callable[[Request, Exception], Awaitable[Response]]:
     async def handler(request: Request, exc: Exception) -> Response:
         if is_web_path(request.url.path):
+            if isinstance(exc, Forbidden):
+                # The audit write is blocking I/O: keep it off the event loop.
+                await run_in_threadpool(_audit_denial, request, exc)
             return _web_response(request, exc)
         result = original(request, exc)
         if inspect.isawaitable(result):

@@ -17,10 +17,11 @@ Every backend implements :class:`BlobStore`. The contract, shared by all of them
 from __future__ import annotations
 
 import abc
-import re
 from collections.abc import Iterable, Iterator
-from typing import Any, TypeGuard
+from typing import Any
 
+from regista.domain.names import is_digest as is_digest
+from regista.domain.names import validate_digest as validate_digest
 from regista.errors import BadRequest, DigestMismatch, RangeNotSatisfiable
 
 #: Size of the pieces that :meth:`BlobStore.open` yields and that backends read and
@@ -30,26 +31,6 @@ CHUNK_SIZE = 1024 * 1024
 #: sha256 of zero bytes, the one digest whose blob needs no data.
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
-_DIGEST_RE = re.compile(r"\A[0-9a-f]{64}\Z")
-
-
-def is_digest(value: object) -> TypeGuard[str]:
-    """Whether ``value`` is a well-formed digest (lowercase 64-hex sha256)."""
-    return isinstance(value, str) and _DIGEST_RE.match(value) is not None
-
-
-def validate_digest(digest: Any) -> str:
-    """Return ``digest`` if it is a lowercase 64-hex sha256, else raise BadRequest.
-
-    Uppercase is refused rather than folded so that one blob has exactly one name.
-    """
-    if not is_digest(digest):
-        shown = digest[:80] if isinstance(digest, str) else type(digest).__name__
-        raise BadRequest(
-            "invalid digest: expected 64 lowercase hex characters (sha256)",
-            details={"digest": shown},
-        )
-    return digest
 
 
 def validate_size(size: Any) -> int:
