@@ -72,6 +72,24 @@ def authenticate(request: Request, services: Services) -> Actor:
     raise Unauthenticated(f"authentication required: {_HOW}", details={"reason": "no_credentials"})
 
 
+def authenticate_without_io(request: Request, services: Services) -> Actor | None:
+    """The local actor when :func:`authenticate` would return it without touching the
+    database (local mode, no credentials sent); otherwise None: call ``authenticate``."""
+    settings = services.settings
+    if settings.auth_mode == "local":
+        return authenticate(request, services)
+    if settings.auth_mode != "auto" or "authorization" in request.headers:
+        return None
+    if _state(request).get("session_user"):
+        return None
+    proxy_header = settings.trusted_proxy_header
+    if proxy_header and proxy_header in request.headers:
+        return None
+    if not services.identity.local_mode_cached():
+        return None
+    return services.identity.local_actor(_state(request).get("request_id"))
+
+
 def _from_authorization(header: str, services: Services, rid: str | None) -> tuple[Actor, str]:
     if len(header) > MAX_AUTH_HEADER:
         raise Unauthenticated("Authorization header is too long", details={"reason": "malformed_header"})

@@ -261,6 +261,16 @@ class IdentityService:
         self._warn_local()
         return True
 
+    def local_mode_cached(self) -> bool:
+        """True when :meth:`is_local_mode` is known to be True without a database read."""
+        mode = self.settings.auth_mode
+        if mode == "local":
+            return True
+        if mode != "auto" or self._users_exist:
+            return False
+        with self._local_lock:
+            return time.monotonic() < self._local_until
+
     @staticmethod
     def _warn_local() -> None:
         global _local_warned

@@ -339,7 +339,7 @@ class RegistryService:
                 self._check_blobs(conn, entries)
                 parent_id = self._resolve_parent(conn, row, prov.get("parent_version"))
                 now = utcnow()
-                number = q.allocate_version_number(conn, row.id)
+                number = q.allocate_version_number(conn, row.id, now)
                 vid = q.insert_version(
                     conn,
                     {
@@ -353,7 +353,6 @@ class RegistryService:
                     },
                     entries, tag_values, metrics,
                 )
-                q.set_latest_version(conn, row.id, number, now)
                 audit.append(
                     conn, actor, "version.register", at=now, model=row.normalized_name,
                     version=number,

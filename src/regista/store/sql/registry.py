@@ -33,16 +33,13 @@ from regista.store.sql.tables import (
 # statement per call cost more than executing it (measured with cProfile).
 _MODEL_BY_NAME = select(models).where(models.c.normalized_name == bindparam("n"))
 _MODEL_BY_NAME_LOCKED = _MODEL_BY_NAME.with_for_update()
+# SET expressions read the row as it was: the new number is counter + 1 in both columns.
 _ALLOCATE = (
     update(models)
     .where(models.c.id == bindparam("mid"))
-    .values(version_counter=models.c.version_counter + 1)
+    .values(version_counter=models.c.version_counter + 1,
+            latest_version=models.c.version_counter + 1, updated_at=bindparam("now"))
     .returning(models.c.version_counter)
-)
-_SET_LATEST = (
-    update(models)
-    .where(models.c.id == bindparam("mid"))
-    .values(latest_version=bindparam("latest"), updated_at=bindparam("now"))
 )
 _INSERT_VERSION = insert(versions).returning(versions.c.id)
 _INSERT_FILES = insert(version_files)
@@ -54,10 +51,6 @@ def model_row(conn: Connection, normalized: str, *, for_update: bool = False) ->
     locked = for_update and conn.dialect.name == "postgresql"
     return conn.execute(_MODEL_BY_NAME_LOCKED if locked else _MODEL_BY_NAME,
                         {"n": normalized}).first()
-
-
-def set_latest_version(conn: Connection, model_id: int, number: int, now: datetime) -> None:
-    conn.execute(_SET_LATEST, {"mid": model_id, "latest": number, "now": now})
 
 
 def model_rows_by_id(conn: Connection, ids: Sequence[int]) -> list[Row[Any]]:
@@ -132,16 +125,21 @@ def to_models(conn: Connection, rows: Sequence[Row[Any]]) -> list[Model]:
     ]
 
 
-def allocate_version_number(conn: Connection, model_id: int) -> int:
-    """Take the next number from the model's counter row.
+def allocate_version_number(conn: Connection, model_id: int, now: datetime) -> int:
+    """Take the next number from the model's counter row; it becomes the latest version.
 
     The UPDATE locks the row until commit, so concurrent registrations from any number of
     processes queue here; a rolled-back registration gives its number back.
     """
-    return int(conn.execute(_ALLOCATE, {"mid": model_id}).scalar_one())
+    return int(conn.execute(_ALLOCATE, {"mid": model_id, "now": now}).scalar_one())
 
 
 # --------------------------------------------------------------------------- blobs
+
+
+_KNOWN_BLOBS = select(blobs.c.digest, blobs.c.size).where(
+    blobs.c.digest.in_(bindparam("ds", expanding=True)))
+_KNOWN_BLOBS_LOCKED = _KNOWN_BLOBS.with_for_update(read=True, key_share=True)
 
 
 def known_blobs(conn: Connection, digests: Iterable[str], *, lock: bool = False) -> dict[str, int]:
@@ -153,12 +151,10 @@ def known_blobs(conn: Connection, digests: Iterable[str], *, lock: bool = False)
     delete; it does not block ``verified_at`` updates. SQLite serialises writers already.
     """
     ds = sorted(set(digests))  # one lock order for every registration
+    q = _KNOWN_BLOBS_LOCKED if lock and conn.dialect.name == "postgresql" else _KNOWN_BLOBS
     out: dict[str, int] = {}
     for i in range(0, len(ds), 500):
-        q = select(blobs.c.digest, blobs.c.size).where(blobs.c.digest.in_(ds[i : i + 500]))
-        if lock and conn.dialect.name == "postgresql":
-            q = q.with_for_update(read=True, key_share=True)
-        out.update({r.digest: r.size for r in conn.execute(q)})
+        out.update({r[0]: r[1] for r in conn.execute(q, {"ds": ds[i : i + 500]})})
     return out
 
 

@@ -1,0 +1,127 @@
+"""SQLite group commit: many write units share one transaction and one fsync, and none
+is acknowledged before the commit that holds it, nor survives a commit that fails."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, event, select, text
+from sqlalchemy.exc import IntegrityError
+
+from regista.errors import Unavailable
+from regista.store.sql.engine import Database
+
+meta = MetaData()
+rows = Table("rows", meta, Column("id", Integer, primary_key=True), Column("who", String))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Any:
+    database = Database(f"sqlite:///{tmp_path / 'g.db'}")
+    meta.create_all(database.engine)
+    commits: list[int] = []
+    event.listen(database.engine, "commit", lambda conn: commits.append(1))
+    database.commits = commits  # type: ignore[attr-defined]
+    yield database
+    database.dispose()
+
+
+def _visible(db: Database, who: str) -> bool:
+    with db.read() as conn:
+        return conn.execute(select(rows.c.id).where(rows.c.who == who)).first() is not None
+
+
+def _run_threads(n: int, work: Any) -> list[BaseException | None]:
+    results: list[BaseException | None] = [None] * n
+    start = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            work(i)
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertions
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    return results
+
+
+def test_one_writer_commits_each_unit_alone(db: Database) -> None:
+    for i in range(5):
+        with db.write() as conn:
+            conn.execute(rows.insert().values(id=i, who=f"w{i}"))
+        assert _visible(db, f"w{i}")  # acknowledged means committed
+    assert len(db.commits) == 5  # type: ignore[attr-defined]
+
+
+def test_concurrent_units_share_commits_and_are_durable_when_acknowledged(db: Database) -> None:
+    acked_but_invisible: list[int] = []
+
+    def work(i: int) -> None:
+        with db.write() as conn:
+            conn.execute(rows.insert().values(id=i, who=f"t{i}"))
+            time.sleep(0.002)  # hold the lock so that others queue behind it
+        if not _visible(db, f"t{i}"):
+            acked_but_invisible.append(i)
+
+    n = 32
+    assert _run_threads(n, work) == [None] * n
+    assert acked_but_invisible == []
+    with db.read() as conn:
+        assert conn.execute(text("SELECT count(*) FROM rows")).scalar() == n
+    assert len(db.commits) < n  # type: ignore[attr-defined]  # batched: fewer commits than units
+
+
+def test_a_failing_unit_undoes_only_its_own_writes(db: Database) -> None:
+    def work(i: int) -> None:
+        with db.write() as conn:
+            conn.execute(rows.insert().values(id=1000 + i, who=f"f{i}"))
+            time.sleep(0.002)
+            if i % 4 == 0:
+                conn.execute(rows.insert().values(id=1000 + i, who="dup"))  # IntegrityError
+
+    results = _run_threads(16, work)
+    for i, r in enumerate(results):
+        if i % 4 == 0:
+            assert isinstance(r, IntegrityError)
+            assert not _visible(db, f"f{i}")
+        else:
+            assert r is None
+            assert _visible(db, f"f{i}")
+
+
+def test_a_failed_commit_fails_every_unit_of_its_batch(db: Database) -> None:
+    fail = threading.Event()
+
+    def on_commit(conn: Any) -> None:
+        if fail.is_set():
+            raise RuntimeError("disk full")
+
+    event.listen(db.engine, "commit", on_commit)
+    fail.set()
+
+    def work(i: int) -> None:
+        with db.write() as conn:
+            conn.execute(rows.insert().values(id=2000 + i, who=f"c{i}"))
+            time.sleep(0.002)
+
+    results = _run_threads(8, work)
+    fail.clear()
+    assert all(r is not None for r in results)
+    assert all(isinstance(r, RuntimeError | Unavailable) for r in results)
+    assert any(isinstance(r, Unavailable) for r in results)  # followers learn it too
+    for i in range(8):
+        assert not _visible(db, f"c{i}")
+    # The writer recovers: the next unit commits normally.
+    with db.write() as conn:
+        conn.execute(rows.insert().values(id=3000, who="after"))
+    assert _visible(db, "after")
