@@ -21,12 +21,17 @@ def _format_sqlite(rows: list[tuple[Any, ...]]) -> tuple[str, list[str], list[st
     out = []
     scans = []
     sorts = []
+    derived: set[str] = set()  # subquery results (co-routines), not tables
     for node_id, parent, _, detail in rows:
         d = depth.get(parent, -1) + 1
         depth[node_id] = d
         text = str(detail)
         out.append("  " * d + text)
-        if text.startswith("SCAN ") and " INDEX " not in text and "CONSTANT ROW" not in text:
+        if text.startswith(("CO-ROUTINE ", "MATERIALIZE ")):
+            derived.add(text.split(" ", 1)[1])
+        scanned = text.removeprefix("SCAN ").split(" ", 1)[0]
+        if (text.startswith("SCAN ") and " INDEX " not in text
+                and "CONSTANT ROW" not in text and scanned not in derived):
             scans.append(text)
         if "TEMP B-TREE" in text:
             sorts.append(text)

@@ -195,11 +195,13 @@ def _at_size(ctx: Context, sc: Scenario, versions: int, models: int, target_ms: 
     sc.details.append((f"SQLite EXPLAIN QUERY PLAN at {size_label}", plans))
     if versions >= 1_000_000 or ctx.quick:
         sc.notes.append(
-            "Reading the plans: every statement seeks an index, but a filter compiled to "
-            "`versions.id IN (SELECT ...)` followed by `USE TEMP B-TREE FOR ORDER BY` first "
-            "materialises every matching version and then sorts them to return 50, so its cost "
-            "grows with the number of matches (tags.env = one third of all versions), not with "
-            "the page size.")
+            "Reading the plans (docs/search.md, 'How queries are planned'): a search with a "
+            "tag, metric or alias term first runs two small statements (the versions in reach, "
+            "then each term's matches counted up to a cap). A common term is then checked row "
+            "by row with a correlated EXISTS while the sort order's index is walked (`SCAN "
+            "versions USING COVERING INDEX ix_versions_created_at_id`, no sort: it stops after "
+            "51 rows); a rare one is sought from its own index (`LIST SUBQUERY`), and its few "
+            "matches sorted (`USE TEMP B-TREE FOR ORDER BY`).")
     sc.notes.append(f"{size_label}: {reg.models:,} models x {reg.per_model:,} versions, "
                     f"3 tags + 3 metrics + 1 file each; generated in {gen_s:.0f} s.")
 

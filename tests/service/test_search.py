@@ -582,9 +582,10 @@ def test_default_order_walks_the_created_at_index(engine: sa.Engine, zoo: Regist
 
 @sqlite_only
 def test_tag_and_metric_filters_seek_their_indexes(engine: sa.Engine, zoo: Registry) -> None:
-    (plan,) = query_plans(engine, filter='tags.env = "prod"')
+    # Few matches: the search (after the two counting statements) starts from them.
+    *_, plan = query_plans(engine, filter='tags.env = "prod"')
     assert "ix_version_tags_key_value (key=? AND value=?)" in plan
-    (plan,) = query_plans(engine, filter="metrics.auc > 0.85")
+    *_, plan = query_plans(engine, filter="metrics.auc > 0.85")
     assert "ix_version_metrics_name_value (name=? AND value>?)" in plan
     (plan,) = query_plans(engine, filter='model.tags.domain = "x"')
     assert "ix_model_tags_key_value" in plan

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
@@ -75,13 +75,22 @@ def _jsonable(value: Any) -> Any:
 
 
 # Built once: this runs in every mutating transaction.
-_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-_HEAD_LOCKED = _HEAD.with_for_update()
+_HEAD = aq.HEAD
+_HEAD_LOCKED = aq.HEAD_LOCKED_PG  # queued on an advisory lock first (see audit_queries)
 _INSERT_EVENT = insert(audit_events)
 _MOVE_HEAD = (
     update(audit_head)
     .where(audit_head.c.id == 1)
     .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+_EVENT_COLUMNS = ("seq", "at", "actor", "action", "outcome", "model", "version", "target",
+                  "request_id", "before", "after", "prev_hash", "hash")
+# PostgreSQL: the event and the moved head in one round trip (the head row stays locked
+# until commit; every round trip under that lock is one every writer waits for).
+_APPEND_PG = _MOVE_HEAD.add_cte(
+    insert(audit_events)
+    .values({c: bindparam(c, type_=audit_events.c[c].type) for c in _EVENT_COLUMNS})
+    .cte("appended")
 )
 
 
@@ -97,10 +106,15 @@ def append(
     before: Mapping[str, Any] | None = None,
     after: Mapping[str, Any] | None = None,
     outcome: str = "ok",
+    locked_head: tuple[int, str] | None = None,
 ) -> int:
-    """Append one event to the chain inside the caller's transaction; return its seq."""
+    """Append one event to the chain inside the caller's transaction; return its seq.
+
+    ``locked_head``: the head (seq, hash) when the caller already read it under its lock
+    in this transaction (it saves a round trip on a hot path); else it is read here.
+    """
     pg = conn.dialect.name == "postgresql"
-    head = conn.execute(_HEAD_LOCKED if pg else _HEAD).first()
+    head = locked_head or conn.execute(_HEAD_LOCKED if pg else _HEAD).first()
     if head is None:
         # The first event of a fresh database. On PostgreSQL two first writers may race
         # here: ON CONFLICT lets the loser through, and the locked re-read orders them.
@@ -113,7 +127,7 @@ def append(
             conn.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS))
             prev_seq, prev_hash = 0, GENESIS
     else:
-        prev_seq, prev_hash = head.seq, head.hash
+        prev_seq, prev_hash = head[0], head[1]
     seq = int(prev_seq) + 1
     b = _jsonable(before)
     a = _jsonable(after)
@@ -122,13 +136,17 @@ def append(
         canonical(seq, at, actor.name, action, outcome, model, version, target,
                   actor.request_id, b, a),
     )
-    conn.execute(_INSERT_EVENT, {
+    event = {
         "seq": seq, "at": at, "actor": actor.name, "action": action, "outcome": outcome,
         "model": model, "version": version, "target": target,
         "request_id": actor.request_id, "before": b, "after": a, "prev_hash": prev_hash,
         "hash": digest,
-    })
-    conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
+    }
+    if pg:
+        conn.execute(_APPEND_PG, {**event, "new_seq": seq, "new_hash": digest})
+    else:
+        conn.execute(_INSERT_EVENT, event)
+        conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
     return seq
 
 

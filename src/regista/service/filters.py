@@ -33,10 +33,10 @@ from __future__ import annotations
 import enum
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn, TypeGuard
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
@@ -63,6 +63,7 @@ __all__ = [
     "MAX_TERMS",
     "And",
     "Comparison",
+    "Driver",
     "Entity",
     "Expr",
     "FieldRef",
@@ -74,12 +75,14 @@ __all__ = [
     "OrderSpec",
     "Segment",
     "SortKey",
+    "VersionFilter",
     "compile_filter",
     "compile_model_filter",
     "compile_version_filter",
     "field_names",
     "parse_filter",
     "parse_order_by",
+    "plan_version_filter",
 ]
 
 MAX_FILTER_LENGTH = 4096
@@ -695,6 +698,11 @@ class _Related:
     def type(self) -> FieldType:
         return self.value.type
 
+    @property
+    def per_version(self) -> bool:
+        """Rows keyed by the version (tags, metrics, aliases), not by its model."""
+        return self.outer is versions.c.id
+
 
 @dataclass(frozen=True, slots=True)
 class _Json:
@@ -769,6 +777,16 @@ def _model_fields() -> dict[str, _Target]:
 
 _VERSION_FIELDS = _version_fields()
 _MODEL_FIELDS = _model_fields()
+
+
+def _model_name_field() -> _Related:
+    field = _VERSION_FIELDS["name"]
+    assert isinstance(field, _Related)
+    return field
+
+
+_MODEL_NAME = _model_name_field()  # name, model and model.name: the same object
+
 _KEYED_FIELDS: dict[Entity, tuple[str, ...]] = {
     "versions": ("tags.<key>", "metrics.<name>", "metadata.<path>", "provenance.<path>",
                  "model.tags.<key>"),
@@ -913,16 +931,32 @@ class _Compiler:
 
     ``NOT`` is pushed down to the leaves (De Morgan), so negated relation tests become
     ``NOT EXISTS`` (an anti-join) instead of ``NOT IN (subquery)``.
+
+    Positive tests of a version's tags, metrics and aliases take one of two shapes:
+    ``versions.id IN (SELECT version_id ...)`` (the subquery seeks its own index and can
+    drive the query; the default) or, with ``walk``, a correlated ``EXISTS`` checked row
+    by row while the query walks the index of its sort order. ``driver`` (a node of the
+    tree) keeps the ``IN`` shape under ``walk``: the plan starts from that term.
     """
 
-    def __init__(self, text: str, entity: Entity) -> None:
+    def __init__(self, text: str, entity: Entity, *, walk: bool = False,
+                 driver: Expr | None = None) -> None:
         self.text = text
         self.entity = entity
+        self.walk = walk
+        self.driver = driver
+        self._in_driver = False
 
     def fail(self, message: str, position: int) -> NoReturn:
         _fail(message, position, self.text)
 
     def compile(self, node: Expr, negate: bool = False) -> ColumnElement[bool]:
+        if node is self.driver and not self._in_driver:
+            self._in_driver = True
+            try:
+                return self.compile(node, negate)
+            finally:
+                self._in_driver = False
         if isinstance(node, Not):
             return self.compile(node.term, not negate)
         if isinstance(node, And | Or):
@@ -1003,12 +1037,34 @@ class _Compiler:
             wants_row = node.negated  # IS NOT NULL
             return self.membership(target, (), wants_row != negate)
         condition = self.column_condition(target.value, node)
+        if target is _MODEL_NAME and not negate and _single_equality(node):
+            # The name is unique: "model_id = (SELECT id ...)" is one value known before
+            # the scan, so the (model_id, created_at) and (model_id, number) indexes give
+            # the page in order. A missing model gives NULL: no row, as it should (the
+            # negated form keeps NOT IN, true for every row when there is no such model).
+            sub = sa.select(target.link).where(*target.where, condition).scalar_subquery()
+            return target.outer == sub
         return self.membership(target, (condition,), not negate)
+
+    def relation_ids(self, node: Leaf) -> sa.Select[Any] | None:
+        """``SELECT version_id ...`` of a positive, index-backed test of a version's tag,
+        metric or alias (``tags.env = "prod"``, ``metrics.auc > 0.9``, ``alias IN (...)``);
+        ``None`` for any other term."""
+        if isinstance(node, IsNull) or (isinstance(node, InList) and node.negated):
+            return None
+        if isinstance(node, Comparison) and node.op not in ("=", "<", "<=", ">", ">="):
+            return None
+        target = _resolve(node.field, self.entity, self.text)
+        if not isinstance(target, _Related) or not target.per_version:
+            return None
+        condition = self.column_condition(target.value, node)
+        return sa.select(target.link).where(*target.where, condition)
 
     def membership(self, target: _Related, conditions: tuple[ColumnElement[bool], ...],
                    positive: bool) -> ColumnElement[bool]:
         where = (*target.where, *conditions)
-        if positive and not target.correlated:
+        walking = self.walk and not self._in_driver and target.per_version
+        if positive and not target.correlated and not walking:
             # Uncorrelated: the subquery seeks its own index (e.g. tags by key, value).
             sub = sa.select(target.link).where(*where).correlate(None)
             return target.outer.in_(sub)
@@ -1060,6 +1116,18 @@ class _Compiler:
         return sa.and_(guard, test)
 
 
+def _positive_equality(node: Expr) -> TypeGuard[Comparison | InList]:
+    """``field = value`` or ``field IN (...)``."""
+    if isinstance(node, Comparison):
+        return node.op == "="
+    return isinstance(node, InList) and not node.negated
+
+
+def _single_equality(node: Expr) -> bool:
+    """``field = value`` or ``field IN (value)``: equal to one value."""
+    return _positive_equality(node) and (isinstance(node, Comparison) or len(node.values) == 1)
+
+
 def _json_family(value: Scalar) -> str:
     if isinstance(value, bool):
         return "boolean"
@@ -1085,6 +1153,76 @@ def compile_filter(text: str | None, *, entity: Entity) -> ColumnElement[bool] |
     if tree is None:
         return None
     return _Compiler(text, entity).compile(tree)
+
+
+@dataclass(frozen=True, slots=True)
+class Driver:
+    """A top-level term of a version filter that can list its matches from an index: a
+    positive test of a tag, metric or alias (``tags.env = "prod"``, ``metrics.auc > 0.9``),
+    or an ``OR`` of such tests.
+
+    ``ids`` holds one ``SELECT version_id ...`` per test (an id may be in several).
+    """
+
+    node: Expr
+    ids: tuple[sa.Select[Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VersionFilter:
+    """A checked version filter, ready to compile in the shape a search plan chooses.
+
+    ``walk`` is the filter with every test of a tag, metric or alias as a correlated
+    ``EXISTS``: the query walks the index of its sort order and checks each row, stopping
+    once the page is full. ``drivers`` are the top-level terms a plan may start from
+    instead (:meth:`seek`). ``models`` are conditions on ``models`` from the top-level
+    ``name = ...`` and ``name IN (...)`` terms: every match belongs to a model each selects.
+    """
+
+    text: str
+    tree: Expr
+    walk: ColumnElement[bool]
+    drivers: tuple[Driver, ...]
+    models: tuple[ColumnElement[bool], ...]
+
+    def seek(self, driver: Driver) -> ColumnElement[bool]:
+        """The filter with ``driver`` as ``versions.id IN (SELECT ...)`` (the query starts
+        from its index, then sorts the matches) and every other test as in :attr:`walk`."""
+        return _Compiler(self.text, "versions", walk=True, driver=driver.node).compile(self.tree)
+
+
+def _terms(node: Expr, kind: type[And] | type[Or]) -> Iterator[Expr]:
+    """The terms of a (nested) AND or OR; a single term otherwise."""
+    if isinstance(node, kind):
+        for term in node.terms:
+            yield from _terms(term, kind)
+    else:
+        yield node
+
+
+def plan_version_filter(text: str | None) -> VersionFilter | None:
+    """Check a version filter and prepare its plan shapes (see :class:`VersionFilter`).
+
+    ``None`` for an empty filter. Raises :class:`~regista.errors.FilterSyntaxError` like
+    :func:`compile_filter`, and for the same filters.
+    """
+    if text is None:
+        return None
+    tree = parse_filter(text)
+    if tree is None:
+        return None
+    compiler = _Compiler(text, "versions", walk=True)
+    walk = compiler.compile(tree)  # checks every field, operator and value first
+    drivers: list[Driver] = []
+    names: list[ColumnElement[bool]] = []
+    for term in _terms(tree, And):
+        tests = list(_terms(term, Or))
+        ids = [compiler.relation_ids(t) for t in tests if isinstance(t, Comparison | InList)]
+        if len(ids) == len(tests) and all(i is not None for i in ids):
+            drivers.append(Driver(term, tuple(i for i in ids if i is not None)))
+        if _positive_equality(term) and _resolve(term.field, "versions", text) is _MODEL_NAME:
+            names.append(compiler.column_condition(_MODEL_NAME.value, term))
+    return VersionFilter(text, tree, walk, tuple(drivers), tuple(names))
 
 
 def compile_version_filter(text: str | None) -> ColumnElement[bool] | None:

@@ -339,11 +339,10 @@ class RegistryService:
                 self._check_blobs(conn, entries)
                 parent_id = self._resolve_parent(conn, row, prov.get("parent_version"))
                 now = utcnow()
-                number = q.allocate_version_number(conn, row.id, now)
-                vid = q.insert_version(
-                    conn,
+                vid, number, head = q.insert_numbered_version(
+                    conn, row.id, now,
                     {
-                        "model_id": row.id, "number": number, "digest": digest,
+                        "model_id": row.id, "digest": digest,
                         "description": desc, "stage": "registered", "stage_changed_at": now,
                         "provenance": prov, "framework": prov.get("framework"),
                         "parent_version_id": parent_id, "file_count": len(entries),
@@ -355,7 +354,7 @@ class RegistryService:
                 )
                 audit.append(
                     conn, actor, "version.register", at=now, model=row.normalized_name,
-                    version=number,
+                    version=number, locked_head=head,
                     after={"digest": digest, "files": len(entries),
                            "size": sum(f.size for f in entries), "tags": tag_values},
                 )

@@ -7,6 +7,11 @@ page starts strictly after the last row's sort values and id, written as an OR/A
 repeats a row that existed when paging started, however many rows are inserted between
 pages (an OFFSET would).
 
+A version search either walks the index of its sort order, checking each row, or seeks
+from the index of its most selective term and sorts the matches; SQLite needs to be told
+which (:func:`_choose_driver`), PostgreSQL chooses by itself. docs/search.md, "How queries
+are planned", explains the choice.
+
 A cursor is ``base64url(json) "." base64url(hmac)``: the JSON holds the listing it
 belongs to (entity, canonical order, a digest of the filter and scope), the last sort
 values and the last id; the HMAC-SHA256 (truncated to 16 bytes) under the caller's secret
@@ -21,6 +26,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -30,11 +36,20 @@ from sqlalchemy import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from regista.errors import BadRequest, InvalidCursor
-from regista.service.filters import Entity, OrderSpec, compile_filter, parse_order_by
+from regista.service.filters import (
+    Driver,
+    Entity,
+    OrderSpec,
+    VersionFilter,
+    compile_filter,
+    parse_order_by,
+    plan_version_filter,
+)
 from regista.store.sql.tables import models, version_metrics, versions
 
 __all__ = [
     "MAX_CURSOR_LENGTH",
+    "PlanChoice",
     "count_models",
     "count_versions",
     "search_models",
@@ -282,25 +297,114 @@ def _fetch(conn: Connection, plan: _Plan, where: list[ColumnElement[bool]],
     if after is not None:
         stmt = stmt.where(_after(plan, after))
     stmt = stmt.order_by(*_order_clauses(plan)).limit(limit)
-    return [tuple(row) for row in conn.execute(stmt)]
+    return [tuple(row) for row in conn.execute(stmt).all()]
+
+
+# --------------------------------------------------------------------------- plan choice
+
+PlanChoice = Literal["auto", "walk", "seek"]
+"""How a version filter is run: ``walk`` the sort order's index and check each row,
+``seek`` from the index of the filter's most selective term and sort its matches, or
+``auto`` (the default): let the database choose (PostgreSQL, whose planner knows the
+distribution of values), or choose by counting (SQLite, see :func:`_choose_driver`)."""
+
+
+def _walkable(spec: OrderSpec, in_models: bool) -> bool:
+    """Whether an index gives the rows in the order's first key (ties sorted on the fly).
+
+    ``created_at``: (created_at, id), or (model_id, created_at, id) within a model;
+    ``metrics.<name>``: (name, value, version_id); ``number``: (model_id, number), within
+    a model only. ``name`` and ``stage`` have none: matches are always sorted.
+    """
+    first = spec.keys[0].field
+    return first in ("created_at", "metrics") or (first == "number" and in_models)
+
+
+def _choose_driver(conn: Connection, vf: VersionFilter, spec: OrderSpec, page_size: int,
+                   model_id: int | None) -> Driver | None:
+    """SQLite: the term to start from, or ``None`` to walk the order's index.
+
+    SQLite's statistics cannot tell ``tags.env = "prod"`` (a third of all versions) from
+    ``tags.run = "run-7"`` (one), so each candidate term counts its matches in its own
+    index, up to a cap T. Walking the order finds a page after about
+    ``(page_size + 1) * N / matches`` rows (N: the versions in reach, all of them or those
+    of the models a ``name`` term or the listing selects); seeking costs about ``matches``
+    (read them all, then sort). The two meet at ``T = sqrt((page_size + 1) * N)``: below
+    it seek from the smallest term, at or above it walk. Two small statements: N
+    (``max(id)``, or the models' version counters), then every count at once.
+    """
+    if not vf.drivers:
+        return None
+    in_models = bool(vf.models) or model_id is not None
+    sizes: list[ColumnElement[Any]] = [
+        sa.select(sa.func.coalesce(sa.func.sum(models.c.version_counter), 0))
+        .where(condition).scalar_subquery() for condition in vf.models]
+    if model_id is not None:
+        sizes.append(sa.select(models.c.version_counter).where(models.c.id == model_id)
+                     .scalar_subquery())
+    if not sizes:
+        sizes.append(sa.select(sa.func.coalesce(sa.func.max(versions.c.id), 0))
+                     .scalar_subquery())
+    reach = min(int(n or 0) for n in conn.execute(sa.select(*sizes)).one())
+    if reach <= 0:
+        return None
+    cap = math.ceil(math.sqrt((page_size + 1) * reach))
+    probes = [
+        sa.select(sa.func.count()).select_from(ids.limit(cap).subquery()).scalar_subquery()
+        for driver in vf.drivers for ids in driver.ids]
+    counts = iter(conn.execute(sa.select(*probes)).one())
+    matches = [sum(next(counts) for _ in driver.ids) for driver in vf.drivers]
+    best = min(range(len(matches)), key=matches.__getitem__)
+    if matches[best] < cap:
+        return vf.drivers[best]
+    if not in_models and not _walkable(spec, in_models=False):
+        return vf.drivers[best]  # no index to walk: every match is sorted in both plans
+    return None
+
+
+def _version_where(conn: Connection, vf: VersionFilter | None, spec: OrderSpec,
+                   page_size: int, model_id: int | None, choice: PlanChoice
+                   ) -> ColumnElement[bool] | None:
+    """The filter in the shape of the chosen plan."""
+    if vf is None:
+        return None
+    if choice == "walk" or not vf.drivers:
+        return vf.walk
+    if choice == "seek":
+        return vf.seek(vf.drivers[0])
+    if conn.dialect.name != "sqlite":
+        return vf.walk  # PostgreSQL plans EXISTS as a semi-join, from either side
+    driver = _choose_driver(conn, vf, spec, page_size, model_id)
+    return vf.walk if driver is None else vf.seek(driver)
 
 
 def _search(conn: Connection, entity: Entity, *, filter: str | None, order_by: str | None,
             page_size: int, cursor: str | None, secret: bytes, max_page_size: int,
-            scope: ColumnElement[bool] | None, scope_key: int | None
+            model_id: int | None = None, choice: PlanChoice = "auto"
             ) -> tuple[list[int], str | None]:
     if not secret:
         raise ValueError("a non-empty secret is needed to sign cursors")
     _check_page_size(page_size, max_page_size)
     spec = parse_order_by(order_by, entity=entity)
-    compiled = compile_filter(filter, entity=entity)
-    where = [c for c in (compiled, scope) if c is not None]
-    plan = _version_plan(spec) if entity == "versions" else _model_plan(spec)
-    listing = _listing_digest(entity, filter, scope_key)
+    vf: VersionFilter | None = None
+    compiled: ColumnElement[bool] | None = None
+    if entity == "versions":
+        vf = plan_version_filter(filter)
+        plan = _version_plan(spec)
+    else:
+        compiled = compile_filter(filter, entity=entity)
+        plan = _model_plan(spec)
+    listing = _listing_digest(entity, filter, model_id)
     after = None
     if cursor:
         after = _decode_cursor(cursor, entity=entity, spec=spec, listing=listing, plan=plan,
                                secret=secret)
+    # Everything is checked: only now ask the database anything.
+    if entity == "versions":
+        compiled = _version_where(conn, vf, spec, page_size, model_id, choice)
+    where = [] if compiled is None else [compiled]
+    if model_id is not None:
+        where.append(versions.c.model_id == model_id)
 
     if entity == "versions" and spec.keys[0].field == "metrics":
         # Versions having the metric, in index order, then those without it.
@@ -332,19 +436,21 @@ def search_versions(
     secret: bytes,
     max_page_size: int,
     model_id: int | None = None,
+    plan: PlanChoice = "auto",
 ) -> tuple[list[int], str | None]:
     """One page of version ids matching ``filter``, in ``order_by`` order.
 
-    ``model_id`` restricts the search to one model's versions. Returns the ids
-    (``versions.id``) and the cursor of the next page, or ``None`` on the last page.
+    ``model_id`` restricts the search to one model's versions. ``plan`` forces a plan
+    shape (for tests and benchmarks; every shape returns the same rows in the same order).
+    Returns the ids (``versions.id``) and the cursor of the next page, or ``None`` on the
+    last page.
     Raises :class:`~regista.errors.FilterSyntaxError` (filter or order_by),
     :class:`~regista.errors.InvalidCursor`, or :class:`~regista.errors.BadRequest`
     when ``page_size`` is outside ``1..max_page_size``.
     """
-    scope = versions.c.model_id == model_id if model_id is not None else None
     return _search(conn, "versions", filter=filter, order_by=order_by, page_size=page_size,
-                   cursor=cursor, secret=secret, max_page_size=max_page_size, scope=scope,
-                   scope_key=model_id)
+                   cursor=cursor, secret=secret, max_page_size=max_page_size,
+                   model_id=model_id, choice=plan)
 
 
 def search_models(
@@ -362,8 +468,7 @@ def search_models(
     Archived models are included unless the filter says ``archived = false``.
     """
     return _search(conn, "models", filter=filter, order_by=order_by, page_size=page_size,
-                   cursor=cursor, secret=secret, max_page_size=max_page_size, scope=None,
-                   scope_key=None)
+                   cursor=cursor, secret=secret, max_page_size=max_page_size)
 
 
 def count_versions(conn: Connection, *, filter: str | None = None,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, select
+from sqlalchemy import BigInteger, Connection, Row, and_, cast, func, insert, select
 
 from regista.store.sql.tables import audit_checkpoints, audit_events, audit_head
 
@@ -34,6 +34,26 @@ _SQLITE_CHAIN = (
     "target, request_id, before, after, prev_hash, hash FROM audit_events "
     "WHERE seq > ? AND seq <= ? ORDER BY seq"
 )
+
+
+# PostgreSQL: every write queues for the audit head. Writers queue on a transaction-scoped
+# advisory lock first (granted in arrival order) and take the head row only when it is
+# their turn: waiting on the hot row itself, each commit woke every waiter to race for it
+# again (see docs/decisions.md). The EXISTS makes the lock a condition of the row.
+AUDIT_LOCK_KEY = 7263533
+
+
+def audit_turn(after: Any = None) -> Any:
+    """A CTE taking the audit advisory lock (after the rows of ``after``, if given)."""
+    q = select(func.pg_advisory_xact_lock(cast(AUDIT_LOCK_KEY, BigInteger)))
+    if after is not None:
+        q = q.select_from(after)
+    return q.cte("audit_turn")
+
+
+HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+_TURN = audit_turn()
+HEAD_LOCKED_PG = HEAD.where(select(_TURN).exists()).with_for_update(of=audit_head)
 
 
 def head(conn: Connection) -> tuple[int, str] | None:

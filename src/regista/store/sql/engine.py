@@ -9,8 +9,10 @@ row locks coordinate many server processes (PostgreSQL groups its own WAL flushe
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from regista.errors import Unavailable
 
 _WRITE = "regista_write"
+log = logging.getLogger("regista.store")
 
 
 def _json_dumps(value: Any) -> str:
@@ -39,6 +42,7 @@ class Database:
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
         self._group: _GroupCommit | None = None
+        self._checkpointer: _Checkpointer | None = None
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +57,9 @@ class Database:
             )
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
-            self._group = _GroupCommit(self.engine)
+            event.listen(self.engine, "connect", _sqlite_checkpoint_setting)
+            self._checkpointer = _Checkpointer(self.engine)
+            self._group = _GroupCommit(self.engine, self._checkpointer.committed)
         else:
             self.engine = create_engine(
                 url,
@@ -97,6 +103,8 @@ class Database:
                 tx.rollback()
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.engine.dispose()
 
 
@@ -129,8 +137,9 @@ class _GroupCommit:
 
     MAX_BATCH = 64
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, on_commit: Callable[[], None] = lambda: None) -> None:
         self._engine = engine
+        self._on_commit = on_commit
         self._lock = threading.Lock()
         self._queue_lock = threading.Lock()
         self._queued = 0
@@ -171,6 +180,7 @@ class _GroupCommit:
                     leader = True
                     self._batch = None
                     self._end(batch, commit=True)
+                    self._on_commit()
         except BaseException as exc:
             # The bookkeeping itself failed (a broken connection): fail the whole batch.
             if batch is not None and not batch.done.is_set():
@@ -217,6 +227,81 @@ class _GroupCommit:
             with suppress(Exception):
                 batch.conn.close()
             batch.done.set()
+
+
+class _Checkpointer:
+    """Copies committed WAL pages into the database file on a thread of its own.
+
+    SQLite's automatic checkpoint runs inside whichever commit pushes the WAL past its
+    threshold, adding the page copies and an fsync of the database file to that one
+    request (and, with writers queued behind it, to theirs). Here the threshold is raised
+    to a safety net (:data:`AUTOCHECKPOINT_PAGES`) and this thread runs a PASSIVE
+    checkpoint shortly after commits instead: it never blocks readers or writers, and
+    SQLite releases the GIL while it copies, so the work lands on another core.
+    Durability is unchanged: a commit is durable once its WAL frames are fsynced, which
+    happens before the commit returns, whatever the checkpoints do.
+    """
+
+    DELAY_SECONDS = 0.02  # let a burst of commits accumulate before copying
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def committed(self) -> None:
+        self._wake.set()
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None and not self._stopping:
+                    self._thread = threading.Thread(target=self._run, name="regista-checkpoint",
+                                                    daemon=True)
+                    self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=10)
+
+    def _run(self) -> None:
+        conn: Any = None
+        try:
+            while not self._stopping:
+                self._wake.wait()
+                time.sleep(self.DELAY_SECONDS)
+                self._wake.clear()
+                if self._stopping:  # read after clear(): stop() sets the flag, then wakes
+                    return
+                try:
+                    if conn is None:
+                        conn = self._engine.raw_connection()
+                    cur = conn.cursor()
+                    cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    cur.close()
+                except Exception:  # the safety-net threshold still bounds the WAL
+                    log.warning("background WAL checkpoint failed", exc_info=True)
+                    if conn is not None:
+                        with suppress(Exception):
+                            conn.invalidate()
+                        conn = None
+                    time.sleep(1.0)
+        finally:
+            if conn is not None:
+                with suppress(Exception):
+                    conn.close()
+
+
+AUTOCHECKPOINT_PAGES = 16_384  # 64 MiB of WAL: reached only if the checkpointer falls behind
+
+
+def _sqlite_checkpoint_setting(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+    cur.close()
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:

@@ -6,17 +6,35 @@ rules and the transaction, this module only reads and writes rows.
 
 from __future__ import annotations
 
+import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Row,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.sql.elements import BindParameter
 
 from regista.domain.models import Alias, FileEntry, FileRole, Model, Version
+from regista.store.sql import audit_queries as aq
 from regista.store.sql.tables import (
     alias_events,
     aliases,
+    audit_head,
     blobs,
     model_tags,
     models,
@@ -41,6 +59,40 @@ _ALLOCATE = (
             latest_version=models.c.version_counter + 1, updated_at=bindparam("now"))
     .returning(models.c.version_counter)
 )
+# PostgreSQL: registrations into one model queue on an advisory lock (granted in
+# arrival order) before they touch the counter row. Queued directly on a hot row, every
+# commit wakes all waiters to race for it again, and at 32 waiters the backends spent
+# their time in the lock manager (LWLock:LockManager) instead of working. The EXISTS makes
+# the lock a condition of the row, so it is taken before the row is.
+COUNTER_LOCK_SPACE = 7263532  # pg_advisory_xact_lock(space, model_id)
+_COUNTER_TURN = select(
+    func.pg_advisory_xact_lock(COUNTER_LOCK_SPACE, cast(bindparam("mid"), Integer))
+).cte("turn")
+_ALLOCATED = (
+    update(models)
+    .where(models.c.id == bindparam("mid"), select(_COUNTER_TURN).exists())
+    .values(version_counter=models.c.version_counter + 1,
+            latest_version=models.c.version_counter + 1, updated_at=bindparam("now"))
+    .returning(models.c.version_counter)
+    .cte("allocated")
+)
+_NUMBERED = (
+    update(versions)
+    .where(versions.c.id == bindparam("vid"))
+    .values(number=select(_ALLOCATED.c.version_counter).scalar_subquery())
+    .returning(versions.c.number)
+    .cte("numbered")
+)
+# Then, in the same round trip, the audit head the registration will append to: its turn
+# is taken after the number (the lock order of every writer: counter, then audit head).
+_AUDIT_TURN = aq.audit_turn(after=_NUMBERED)
+_NUMBER_VERSION_PG = (
+    select(_NUMBERED.c.number, audit_head.c.seq, audit_head.c.hash)
+    .select_from(_NUMBERED.join(audit_head, audit_head.c.id == 1))
+    .where(select(_AUDIT_TURN).exists())
+    .with_for_update(of=audit_head)
+)
+_NUMBER_OF = select(versions.c.number).where(versions.c.id == bindparam("vid"))
 _INSERT_VERSION = insert(versions).returning(versions.c.id)
 _INSERT_FILES = insert(version_files)
 _INSERT_TAGS = insert(version_tags)
@@ -176,6 +228,42 @@ def version_by_idempotency_key(conn: Connection, model_id: int, key: str) -> Row
     return conn.execute(q).first()
 
 
+def insert_numbered_version(
+    conn: Connection,
+    model_id: int,
+    now: datetime,
+    values: Mapping[str, Any],
+    files: Sequence[FileEntry],
+    tags: Mapping[str, str],
+    metrics: Mapping[str, float],
+) -> tuple[int, int, tuple[int, str] | None]:
+    """Insert a version with its files, tags and metrics, numbered from the model's
+    counter row (see :func:`allocate_version_number`).
+
+    Returns (id, number, audit head): the head (seq, hash) is read and locked here on
+    PostgreSQL, for the caller's audit append; None means "read it yourself".
+
+    On PostgreSQL the counter row is locked as late as possible: the rows are written
+    first under a provisional number (negative, random: never visible, since the
+    transaction is not committed, and a clash only makes one insert wait for the other),
+    then one statement takes the number, puts it on the version, and locks and reads the
+    audit head. Concurrent registrations into one model queue on the counter, so what
+    they wait for is only what follows it (the audit append and the commit), not the
+    whole registration. SQLite writers are serialised already: there the number is taken
+    first.
+    """
+    if conn.dialect.name != "postgresql":
+        number = allocate_version_number(conn, model_id, now)
+        vid = insert_version(conn, {**values, "number": number}, files, tags, metrics)
+        return vid, number, None
+    provisional = -1 - secrets.randbelow(2**31 - 1)
+    vid = insert_version(conn, {**values, "number": provisional}, files, tags, metrics)
+    row = conn.execute(_NUMBER_VERSION_PG, {"mid": model_id, "now": now, "vid": vid}).first()
+    if row is None:  # no audit head yet (a fresh database): the number was still taken
+        return vid, int(conn.execute(_NUMBER_OF, {"vid": vid}).scalar_one()), None
+    return vid, int(row.number), (int(row.seq), str(row.hash))
+
+
 def insert_version(
     conn: Connection,
     values: Mapping[str, Any],
@@ -230,68 +318,89 @@ def latest_version_id(conn: Connection, model_id: int) -> int | None:
     return conn.execute(q).scalar()
 
 
+# A page of versions is hydrated with three statements built once (expanding ``IN``):
+# the rows with their model's name, then tags and aliases together, then files.
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+_PAGE_ROWS = (
+    select(versions.c.id, models.c.name, versions.c.number, versions.c.digest,
+           versions.c.description, versions.c.stage, versions.c.stage_changed_at,
+           versions.c.provenance, versions.c.file_count, versions.c.total_size,
+           versions.c.parent_version_id, versions.c.created_at, versions.c.created_by,
+           versions.c.updated_at)
+    .join(models, models.c.id == versions.c.model_id)
+    .where(versions.c.id.in_(_IDS))
+)
+# Tags (0, key, value) and aliases (1, name, '') of a page: one round trip, not two.
+_PAGE_LABELS = union_all(
+    select(literal_column("0").label("kind"), version_tags.c.version_id,
+           version_tags.c.key.label("name"), version_tags.c.value)
+    .where(version_tags.c.version_id.in_(_IDS)),
+    select(literal_column("1"), aliases.c.version_id, aliases.c.name, literal_column("''"))
+    .where(aliases.c.version_id.in_(_IDS)),
+).order_by(literal_column("name"))
+_PAGE_FILES = (
+    select(version_files.c.version_id, version_files.c.path, version_files.c.digest,
+           version_files.c.size, version_files.c.media_type, version_files.c.role)
+    .where(version_files.c.version_id.in_(_IDS))
+    .order_by(version_files.c.path)
+)
+_PARENT_REFS = (
+    select(versions.c.id, versions.c.number, models.c.name)
+    .join(models, models.c.id == versions.c.model_id)
+    .where(versions.c.id.in_(_IDS))
+)
+
+
 def load_versions(conn: Connection, ids: Sequence[int], *, with_files: bool = True) -> list[Version]:
     """Hydrate versions (in the order of ``ids``) with files, tags and aliases."""
     if not ids:
         return []
-    q = (
-        select(versions, models.c.name.label("model_name"))
-        .join(models, models.c.id == versions.c.model_id)
-        .where(versions.c.id.in_(ids))
-    )
-    rows = {r.id: r for r in conn.execute(q)}
+    ids = list(ids)
+    rows = {r[0]: r for r in conn.execute(_PAGE_ROWS, {"ids": ids}).all()}
     tags: dict[int, dict[str, str]] = defaultdict(dict)
-    for t in conn.execute(select(version_tags).where(version_tags.c.version_id.in_(ids))):
-        tags[t.version_id][t.key] = t.value
     als: dict[int, list[str]] = defaultdict(list)
-    aq = select(aliases.c.version_id, aliases.c.name).where(aliases.c.version_id.in_(ids))
-    for a in conn.execute(aq.order_by(aliases.c.name)):
-        als[a.version_id].append(a.name)
+    for kind, vid, name, value in conn.execute(_PAGE_LABELS, {"ids": ids}).all():
+        if kind == 0:
+            tags[vid][name] = value
+        else:
+            als[vid].append(name)
     files: dict[int, list[FileEntry]] = defaultdict(list)
     if with_files:
-        fq = (
-            select(version_files)
-            .where(version_files.c.version_id.in_(ids))
-            .order_by(version_files.c.path)
-        )
-        for f in conn.execute(fq):
-            files[f.version_id].append(
-                FileEntry(path=f.path, digest=f.digest, size=f.size, media_type=f.media_type,
-                          role=FileRole(f.role))
-            )
-    parents = {r.parent_version_id for r in rows.values() if r.parent_version_id}
+        for vid, path, digest, size, media_type, role in conn.execute(
+                _PAGE_FILES, {"ids": ids}).all():
+            files[vid].append(FileEntry(path=path, digest=digest, size=size,
+                                        media_type=media_type, role=FileRole(role)))
+    parents = sorted({r[10] for r in rows.values() if r[10]})
     parent_refs: dict[int, str] = {}
     if parents:
-        pq = (
-            select(versions.c.id, versions.c.number, models.c.name)
-            .join(models, models.c.id == versions.c.model_id)
-            .where(versions.c.id.in_(parents))
-        )
-        parent_refs = {p.id: f"{p.name}/{p.number}" for p in conn.execute(pq)}
+        parent_refs = {pid: f"{name}/{number}" for pid, number, name in
+                       conn.execute(_PARENT_REFS, {"ids": parents}).all()}
     out = []
     for i in ids:
         r = rows.get(i)
         if r is None:
             continue
+        (vid, model, number, digest, description, stage, stage_changed_at, provenance,
+         file_count, total_size, parent_id, created_at, created_by, updated_at) = r
         out.append(
             Version(
-                id=r.id,
-                model=r.model_name,
-                number=r.number,
-                digest=r.digest,
-                description=r.description,
-                stage=r.stage,
-                stage_changed_at=r.stage_changed_at,
-                provenance=r.provenance,
+                id=vid,
+                model=model,
+                number=number,
+                digest=digest,
+                description=description,
+                stage=stage,
+                stage_changed_at=stage_changed_at,
+                provenance=provenance,
                 tags=tags.get(i, {}),
                 aliases=als.get(i, []),
                 files=files.get(i, []),
-                file_count=r.file_count,
-                total_size=r.total_size,
-                parent=parent_refs.get(r.parent_version_id) if r.parent_version_id else None,
-                created_at=r.created_at,
-                created_by=r.created_by,
-                updated_at=r.updated_at,
+                file_count=file_count,
+                total_size=total_size,
+                parent=parent_refs.get(parent_id) if parent_id else None,
+                created_at=created_at,
+                created_by=created_by,
+                updated_at=updated_at,
             )
         )
     return out

@@ -102,6 +102,9 @@ versions = Table(
     UniqueConstraint("model_id", "idempotency_key", name="uq_versions_model_id_idempotency_key"),
     Index("ix_versions_model_id_stage", "model_id", "stage"),
     Index("ix_versions_created_at_id", "created_at", "id"),
+    # A model's versions newest first (the default order of its listing and of a
+    # name = "..." search), read in index order instead of sorted.
+    Index("ix_versions_model_id_created_at_id", "model_id", "created_at", "id"),
     Index("ix_versions_created_by", "created_by"),
     # Partial: almost all versions have no parent, and a full index on a mostly-NULL
     # column can look useless to the planner after ANALYZE.

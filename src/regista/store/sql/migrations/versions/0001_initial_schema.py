@@ -291,6 +291,9 @@ def upgrade() -> None:
         batch_op.create_index("ix_versions_created_at_id", ["created_at", "id"], unique=False)
         batch_op.create_index("ix_versions_created_by", ["created_by"], unique=False)
         batch_op.create_index(batch_op.f("ix_versions_digest"), ["digest"], unique=False)
+        batch_op.create_index(
+            "ix_versions_model_id_created_at_id", ["model_id", "created_at", "id"], unique=False
+        )
         batch_op.create_index("ix_versions_model_id_stage", ["model_id", "stage"], unique=False)
         batch_op.create_index(
             "ix_versions_parent_version_id",
@@ -544,6 +547,7 @@ def downgrade() -> None:
             postgresql_where=sa.text("parent_version_id IS NOT NULL"),
         )
         batch_op.drop_index("ix_versions_model_id_stage")
+        batch_op.drop_index("ix_versions_model_id_created_at_id")
         batch_op.drop_index(batch_op.f("ix_versions_digest"))
         batch_op.drop_index("ix_versions_created_by")
         batch_op.drop_index("ix_versions_created_at_id")
