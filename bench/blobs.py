@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import queue
-import threading
 import time
 from collections.abc import Iterator
 
@@ -32,6 +30,7 @@ from bench.common import (
     mib,
     proc_status_kib,
 )
+from regista.client._transfer import HashingSink
 
 BLOCK = 4 * 1024 * 1024
 PATCH_CHUNK = 16 * 1024 * 1024
@@ -68,7 +67,8 @@ def _chunks_of(size: int, variant: int, block: bytes, piece: int) -> Iterator[by
 
 def _download(c: httpx.Client, digest: str, hashing: str) -> tuple[int, str]:
     """GET a blob streamed; hashing: 'none', 'inline' (in the reading loop) or 'pipelined'
-    (a second thread hashes while this one reads; hashlib releases the GIL)."""
+    (the real client's technique: ``HashingSink`` hashes in a second thread, fed ~4 MiB
+    batches, while this one reads; hashlib releases the GIL)."""
     h = hashlib.sha256()
     got = 0
     with c.stream("GET", f"/api/v1/blobs/{digest}") as resp:
@@ -76,21 +76,11 @@ def _download(c: httpx.Client, digest: str, hashing: str) -> tuple[int, str]:
         if resp.headers.get("x-regista-sha256") != digest:
             raise RuntimeError("download carries no or another digest header")
         if hashing == "pipelined":
-            q: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
-
-            def hash_all() -> None:
-                for block in iter(q.get, None):
-                    h.update(block)
-
-            worker = threading.Thread(target=hash_all, daemon=True)
-            worker.start()
-            try:
+            with HashingSink(h) as sink:
                 for chunk in resp.iter_raw():
-                    q.put(chunk)
+                    sink.feed(chunk)
                     got += len(chunk)
-            finally:
-                q.put(None)
-                worker.join(timeout=60)
+                sink.finish()
         else:
             for chunk in resp.iter_raw():
                 if hashing == "inline":
@@ -106,7 +96,8 @@ def run(ctx: Context) -> Scenario:
         f"`regista serve --workers 1` (local blob store). Per repeat: PUT "
         f"`/api/v1/blobs/{{sha256}}` of a new {size // 1024**2:,} MiB file streamed from a "
         "generator (Content-Length set, digest precomputed); GET it back streamed three times: "
-        "hashing every byte client-side in a second thread while reading (the gated number), "
+        "hashing every byte client-side in a second thread while reading, as the Python "
+        "client does (its `HashingSink`; the gated number), "
         "hashing inline in the read loop, and not hashing (the transport alone); "
         "and the resumable protocol: POST `/api/v1/uploads`, then PATCH chunks of 16 MiB "
         "with Content-Range until complete. Throughput = bytes / wall time of the whole "

@@ -8,6 +8,7 @@ reused connections are not held back by Nagle's algorithm meeting delayed ACKs.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import socket
 
@@ -15,7 +16,6 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from regista.config import Settings
-from regista.store.sql import migrate
 from regista.store.sql.engine import Database
 
 log = logging.getLogger("regista")
@@ -28,20 +28,41 @@ class _Config(uvicorn.Config):
         return sock
 
 
-def prepare(settings: Settings, *, run_migrations: bool = True) -> None:
-    """Create the data directory and bring the schema up to date."""
+def prepare(settings: Settings, *, run_migrations: bool = True, isolated: bool = False) -> None:
+    """Create the data directory and bring the schema up to date.
+
+    ``isolated`` runs the migrations in a forked child process (where ``fork`` exists):
+    Alembic and the migration run would otherwise stay resident in a long-lived server
+    for good (~8 MiB). Only fork while the process has no other threads.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if run_migrations:
-        db = Database(settings.resolved_database_url())
-        try:
-            migrate.upgrade_locked(db)
-        finally:
-            db.dispose()
+    if not run_migrations:
+        return
+    url = settings.resolved_database_url()
+    if isolated and "fork" in multiprocessing.get_all_start_methods():
+        child = multiprocessing.get_context("fork").Process(
+            target=_upgrade, args=(url,), name="regista-migrate")
+        child.start()
+        child.join()
+        if child.exitcode != 0:
+            raise SystemExit(f"regista: the schema migration failed (exit code {child.exitcode})")
+    else:
+        _upgrade(url)
+
+
+def _upgrade(url: str) -> None:
+    from regista.store.sql import migrate
+
+    db = Database(url)
+    try:
+        migrate.upgrade_locked(db)
+    finally:
+        db.dispose()
 
 
 def serve(settings: Settings, *, run_migrations: bool = True) -> None:
     """Serve the API and web UI until interrupted."""
-    prepare(settings, run_migrations=run_migrations)
+    prepare(settings, run_migrations=run_migrations, isolated=True)
     # Workers are separate processes: they read their settings from the environment.
     for name, value in settings.model_dump(mode="json").items():
         if value is not None:

@@ -13,14 +13,17 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import queue
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
+from types import TracebackType
 from typing import Any, Protocol
 
 import orjson
@@ -39,6 +42,8 @@ from regista.errors import (
 )
 
 PIECE = 1024 * 1024
+#: Bytes a download collects before handing them to its hashing thread.
+HANDOFF = 4 * 1024 * 1024
 #: Files larger than this use the resumable upload protocol.
 LARGE_FILE = 64 * 1024 * 1024
 #: Size of one resumable-upload chunk (S3-backed servers need at least 5 MiB but the last).
@@ -378,6 +383,110 @@ def verified_file(path: Path, sha256: str, size: int) -> bool:
     return hash_file(path)[0] == sha256
 
 
+class HashingSink:
+    """Hash, and optionally write to a file, the pieces of a download on a second thread.
+
+    The thread that calls :meth:`feed` goes on reading the network while this one hashes
+    (and writes) what came before: hashlib and file writes release the GIL for buffers
+    of more than 2 KiB, so the two run on two cores. Pieces are handed over in batches
+    of about ``handoff`` bytes (a list: no copy) through a queue of at most ``depth``
+    batches, so memory stays below ``(depth + 2) * handoff``. A download that fits in
+    one batch is hashed in the calling thread, without starting one.
+
+    Use as a context manager and call :meth:`finish` for the digest; leaving the block
+    by an exception stops the thread (dropping batches not yet written) before the file
+    can be closed. Writes go to ``fd`` in order, so after a failure the file holds a
+    prefix of the stream, which is what resuming with ``Range`` needs.
+    """
+
+    def __init__(self, sha: Any = None, fd: int | None = None, *,
+                 handoff: int = HANDOFF, depth: int = 2) -> None:
+        self.sha = sha if sha is not None else hashlib.sha256()
+        self.size = 0
+        self._fd = fd
+        self._handoff = handoff
+        self._batch: list[bytes] = []
+        self._held = 0
+        self._queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=depth)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._stopping = False
+
+    def feed(self, piece: bytes) -> None:
+        """Take the next piece of the stream (hashed and written later, in order)."""
+        if not piece:
+            return
+        self.size += len(piece)
+        self._batch.append(piece)
+        self._held += len(piece)
+        if self._held >= self._handoff:
+            self._hand_over()
+
+    def finish(self) -> str:
+        """Wait for everything fed so far to be hashed and written; the sha256 hex digest."""
+        if self._thread is None:
+            self._consume(self._batch)
+        else:
+            if self._batch:
+                self._hand_over()
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+            if self._error is not None:
+                raise self._error
+        self._batch, self._held = [], 0
+        return str(self.sha.hexdigest())
+
+    def __enter__(self) -> HashingSink:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._thread is not None:
+            self._stopping = True
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _hand_over(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="regista-hash", daemon=True)
+            self._thread.start()
+        self._queue.put(self._batch)
+        self._batch, self._held = [], 0
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._error is not None or self._stopping:
+                continue
+            try:
+                self._consume(batch)
+            except BaseException as exc:  # re-raised by the feeding thread
+                self._error = exc
+
+    def _consume(self, batch: list[bytes]) -> None:
+        update = self.sha.update
+        for piece in batch:
+            update(piece)
+        if self._fd is not None:
+            write_all(self._fd, batch)
+
+
+def write_all(fd: int, buffers: Sequence[bytes]) -> None:
+    """``os.writev`` every buffer, in order, however short the writes."""
+    views: list[bytes | memoryview] = list(buffers)
+    i = 0
+    while i < len(views):
+        written = os.writev(fd, views[i:i + 512])
+        while i < len(views) and written >= len(views[i]):
+            written -= len(views[i])
+            i += 1
+        if written:
+            views[i] = memoryview(views[i])[written:]
+
+
 # --------------------------------------------------------------------------- the mixin
 
 
@@ -518,14 +627,15 @@ class TransferMixin(BaseClient):
                     h, have = hashlib.sha256(), 0  # the server sent the whole file
                     bar.advance(-counted)
                     counted = 0
-                with open(part, "ab" if have else "wb") as out:
-                    for piece in response.iter_bytes(PIECE):
-                        out.write(piece)
-                        h.update(piece)
-                        have += len(piece)
+                # This thread reads the network; the sink's thread hashes and writes.
+                with open(part, "ab" if have else "wb", buffering=0) as out, \
+                        HashingSink(h, out.fileno()) as sink:
+                    for piece in response.iter_bytes():
+                        sink.feed(piece)
                         counted += len(piece)
                         bar.advance(len(piece))
-            return h.hexdigest(), have
+                    digest = sink.finish()
+            return digest, have + sink.size
 
         resumed = part.is_file() and part.stat().st_size > 0
         actual, size = retrying(ATTEMPTS, attempt, retry_on=TRANSIENT)

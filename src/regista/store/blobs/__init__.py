@@ -8,10 +8,24 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+from typing import TYPE_CHECKING, Any
 
 from .base import CHUNK_SIZE, EMPTY_SHA256, BlobStore, is_digest, validate_digest
 from .local import LocalBlobStore
-from .s3 import MIN_PART_SIZE, S3BlobStore, make_s3_client
+
+if TYPE_CHECKING:
+    from .s3 import MIN_PART_SIZE, S3BlobStore, make_s3_client
+
+# The S3 backend imports boto3 (~10 MiB resident, ~70 ms): only when it is used.
+_S3_NAMES = frozenset({"MIN_PART_SIZE", "S3BlobStore", "make_s3_client"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _S3_NAMES:
+        from . import s3
+
+        return getattr(s3, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "CHUNK_SIZE",
@@ -57,6 +71,8 @@ def open_blob_store(
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise ValueError(f"S3 blob store URL needs a bucket: s3://bucket/prefix, got {url!r}")
+        from .s3 import S3BlobStore
+
         return S3BlobStore(
             parsed.netloc,
             urllib.parse.unquote(parsed.path),

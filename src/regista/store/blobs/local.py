@@ -12,6 +12,11 @@ Durability: a blob is fsynced, linked into place, and its directory fsynced befo
 ``put_stream``/``upload_complete`` return; every ``upload_append`` fsyncs before it
 returns. Several processes may share one root: publishing uses ``link(2)``, which
 never replaces an existing name, and appends take an ``flock`` on the upload file.
+
+Large blobs: ``put_stream`` hashes in the calling thread while a writer thread writes
+(with ``O_DIRECT`` from 64 MiB on, where the filesystem allows it), and transfers of
+64 MiB or more go through a small recycled window of the page cache instead of filling
+it (see ``_Writer``, ``_DirectWriter`` and ``_Window``; docs/blob-storage.md).
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import mmap
 import os
+import queue
 import re
 import secrets
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from regista.errors import (
@@ -47,6 +55,8 @@ from .base import (
     validate_size,
 )
 
+Buffer = bytes | bytearray | memoryview
+
 _HANDLE_RE = re.compile(r"\A[0-9a-f]{32}\Z")
 _FANOUT_RE = re.compile(r"\A[0-9a-f]{2}\Z")
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -56,7 +66,19 @@ _NO_LINK_ERRNOS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 # put_stream hands finished ranges of this size to the kernel for writeback.
 _WRITEBACK_BYTES = 32 * CHUNK_SIZE
+# put_stream's writer thread takes the stream in batches of this many bytes, at most
+# _QUEUED_BATCHES of them waiting; chunks below _SMALL bytes are coalesced first.
+_BATCH_BYTES = 4 * CHUNK_SIZE
+_QUEUED_BATCHES = 1
+_SMALL = 64 * 1024
+_IOV_MAX = 512  # buffers per writev call (Linux allows 1024)
+# Transfers of at least this many bytes pass through a small window of the page cache
+# instead of filling it (see _Window).
+_UNCACHED_BYTES = 64 * CHUNK_SIZE
 _FADV_DONTNEED: int | None = getattr(os, "POSIX_FADV_DONTNEED", None)
+_O_DIRECT: int = getattr(os, "O_DIRECT", 0)
+_DIRECT_ALIGN = 4096  # O_DIRECT wants buffer, length and offset aligned to the block size
+_FADV_SEQUENTIAL: int | None = getattr(os, "POSIX_FADV_SEQUENTIAL", None)
 
 
 class LocalBlobStore(BlobStore):
@@ -165,6 +187,8 @@ class LocalBlobStore(BlobStore):
                                    actual_digest=actual_digest, actual_size=actual_size)
                     os.fchmod(fd, 0o444)
                     os.fsync(fd)
+                    if size >= _UNCACHED_BYTES:
+                        _dontneed(fd, 0, size)  # all clean now: leave none of it cached
                 finally:
                     os.close(fd)
                 return self._publish(tmp, final)
@@ -269,6 +293,8 @@ class LocalBlobStore(BlobStore):
             finally:
                 with _disk_errors():
                     os.fsync(fd)
+                if current + written >= _UNCACHED_BYTES:
+                    _dontneed(fd, 0, current + written)  # clean after the fsync
             return current + written
         finally:
             os.close(fd)  # also releases the lock
@@ -359,57 +385,268 @@ def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
                 written += os.write(fd, view[written:])
 
 
+def _writev_all(fd: int, buffers: Sequence[Buffer]) -> None:
+    """os.writev until every buffer is written (a write may be short)."""
+    views = list(buffers)
+    i = 0
+    while i < len(views):
+        written = os.writev(fd, views[i:i + _IOV_MAX])
+        # Skip what was written: whole buffers, then the head of a partial one.
+        while i < len(views) and written >= len(views[i]):
+            written -= len(views[i])
+            i += 1
+        if written:
+            views[i] = memoryview(views[i])[written:]
+
+
 def _write_hashed(fd: int, chunks: Iterable[bytes], limit: int) -> tuple[str, int]:
     """Write ``chunks`` to ``fd`` while hashing them; return (sha256 hex, size).
 
-    Small chunks are copied into one preallocated 1 MiB buffer so that hashing and
-    writing happen in few large calls (a growing/shrinking bytearray would cost an
-    mmap and page faults per block); large chunks go straight through without a copy.
-    Raises as soon as more than ``limit`` bytes have arrived.
+    The calling thread hashes; once a stream is bigger than one batch, a
+    :class:`_Writer` thread writes the batches already hashed meanwhile. hashlib and
+    ``writev`` both release the GIL for large buffers, so the two run on two cores.
+    Chunks are passed on as they are (no copy); only chunks smaller than
+    :data:`_SMALL` are first coalesced into ~1 MiB pieces, so that hashing and writing
+    happen in few large calls. Raises as soon as more than ``limit`` bytes have arrived.
     """
     sha = hashlib.sha256()
     update = sha.update
-    buffer = bytearray(CHUNK_SIZE)
-    filled = 0
     total = 0
-    flushed = 0
-    with memoryview(buffer) as view:
+    batch: list[Buffer] = []
+    batched = 0
+    small = bytearray()
+    writer: _Writer | None = None
+    try:
         for chunk in chunks:
             size = len(chunk)
             total += size
             if total > limit:
                 raise too_many_bytes(limit)
-            if filled + size > CHUNK_SIZE:
-                if filled:
-                    update(view[:filled])
-                    _write_all(fd, view[:filled])
-                    filled = 0
-                if size >= CHUNK_SIZE:
-                    update(chunk)
-                    _write_all(fd, chunk)
-                else:
-                    view[:size] = chunk
-                    filled = size
-            else:
-                view[filled:filled + size] = chunk
-                filled += size
-            if total - flushed >= _WRITEBACK_BYTES:
-                _start_writeback(fd, flushed, total - filled - flushed)
-                flushed = total - filled
-        if filled:
-            update(view[:filled])
-            _write_all(fd, view[:filled])
+            piece: Buffer = chunk
+            if size < _SMALL:
+                small += chunk
+                if len(small) < CHUNK_SIZE:
+                    continue
+                piece, small = small, bytearray()
+            elif small:
+                update(small)
+                batch.append(small)
+                batched += len(small)
+                small = bytearray()
+            update(piece)
+            batch.append(piece)
+            batched += len(piece)
+            if batched >= _BATCH_BYTES:
+                if writer is None:
+                    writer = _Writer(fd, limit)
+                writer.write(batch)
+                batch, batched = [], 0
+        if small:
+            update(small)
+            batch.append(small)
+        if writer is None:
+            _writev_all(fd, batch)  # a small blob: no thread needed
+        else:
+            if batch:
+                writer.write(batch)
+            writer.finish()
+    finally:
+        if writer is not None:
+            writer.stop()
     return sha.hexdigest(), total
 
 
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start writing a finished range to disk now, without waiting.
+class _Writer:
+    """Writes batches of buffers to ``fd``, in order, on a thread of its own.
 
-    Otherwise a large blob stays dirty in the page cache until the final fsync, which
-    then writes it all while nothing else happens. On Linux, POSIX_FADV_DONTNEED
-    starts asynchronous writeback of the range (and drops pages already clean, which
-    a freshly uploaded blob does not need). Elsewhere this is a no-op.
+    At most :data:`_QUEUED_BATCHES` batches wait for it, so a writer that falls behind
+    slows the caller down instead of holding the stream in memory. A blob of at least
+    :data:`_UNCACHED_BYTES` is written with ``O_DIRECT`` where the filesystem allows it
+    (see :class:`_DirectWriter`), else through a :class:`_Window` of the page cache.
+    The first error it meets is re-raised to the caller; batches after it are dropped.
     """
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd = fd
+        self._size = size
+        self._queue: queue.Queue[list[Buffer] | None] = queue.Queue(maxsize=_QUEUED_BATCHES)
+        self._error: BaseException | None = None
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="regista-blob-writer",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        direct = _DirectWriter.open(self._fd) if self._size >= _UNCACHED_BYTES else None
+        window = _Window(self._fd, 0, self._size, writing=True)
+        try:
+            while (batch := self._queue.get()) is not None:
+                if self._error is not None or self._stopping:
+                    continue
+                try:
+                    if direct is not None:
+                        direct.write(batch)
+                    else:
+                        _writev_all(self._fd, batch)
+                        window.advance(sum(len(b) for b in batch))
+                except BaseException as exc:  # re-raised to the caller
+                    self._error = exc
+            if direct is not None and self._error is None and not self._stopping:
+                try:
+                    direct.flush_tail()
+                except BaseException as exc:
+                    self._error = exc
+        finally:
+            if direct is not None:
+                direct.release()
+
+    def write(self, batch: list[Buffer]) -> None:
+        """Queue one batch (waiting while the queue is full)."""
+        if self._error is not None:
+            raise self._error
+        self._queue.put(batch)
+
+    def finish(self) -> None:
+        """Wait until everything queued is written; raise the writer's error, if any."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def stop(self) -> None:
+        """Drop what is still queued and wait for the thread (a no-op after finish)."""
+        if self._thread.is_alive():
+            self._stopping = True
+            self._queue.put(None)
+            self._thread.join()
+
+
+class _DirectWriter:
+    """Write a file with ``O_DIRECT``, through one page-aligned 4 MiB buffer.
+
+    Direct I/O skips the page cache: no copy into it, no page allocation and no
+    writeback bookkeeping per 4 KiB page, which for a 1 GiB upload was measured at ~0.1
+    against ~0.3-0.4 CPU-seconds. The pieces are copied into the aligned buffer, which is
+    written whenever it is full; the last partial block goes through the page cache
+    (``O_DIRECT`` cleared). The caller still fsyncs: direct I/O does not make a file
+    durable by itself. A filesystem that refuses direct I/O (tmpfs, some network
+    filesystems) gets ordinary writes, decided at the first refusal.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._buffer = mmap.mmap(-1, _BATCH_BYTES)
+        self._view = memoryview(self._buffer)
+        self._filled = 0
+        self._direct = True
+
+    @classmethod
+    def open(cls, fd: int) -> _DirectWriter | None:
+        """Switch ``fd`` (empty so far) to direct I/O; None where that is not possible."""
+        if not _O_DIRECT:
+            return None
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | _O_DIRECT)
+        except OSError:
+            return None
+        return cls(fd)
+
+    def write(self, batch: list[Buffer]) -> None:
+        view, size, filled = self._view, len(self._view), self._filled
+        for piece in batch:
+            with memoryview(piece) as data:
+                offset, length = 0, len(data)
+                while offset < length:
+                    take = min(length - offset, size - filled)
+                    view[filled:filled + take] = data[offset:offset + take]
+                    filled += take
+                    offset += take
+                    if filled == size:
+                        self._write(size)
+                        filled = 0
+        self._filled = filled
+
+    def flush_tail(self) -> None:
+        """Write what the buffer still holds: whole blocks directly, the rest buffered."""
+        whole = self._filled - self._filled % _DIRECT_ALIGN
+        if whole:
+            self._write(whole)
+        self._buffered()
+        if self._filled > whole:
+            _write_all(self._fd, self._view[whole:self._filled])
+        self._filled = 0
+
+    def release(self) -> None:
+        """Unmap the buffer now, unless an error's traceback still holds a view of it
+        (then it goes with the last reference)."""
+        self._view.release()
+        with contextlib.suppress(BufferError):
+            self._buffer.close()
+
+    def _write(self, length: int) -> None:
+        if self._direct:
+            try:
+                _write_all(self._fd, self._view[:length])
+                return
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                self._buffered()  # refused: fall back to the page cache from here on
+        _write_all(self._fd, self._view[:length])
+
+    def _buffered(self) -> None:
+        if self._direct:
+            self._direct = False
+            flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
+            fcntl.fcntl(self._fd, fcntl.F_SETFL, flags & ~_O_DIRECT)
+
+
+class _Window:
+    """Keep a long sequential transfer to a small, recycled window of the page cache.
+
+    Every :data:`_WRITEBACK_BYTES` of a write, the range just written is handed to
+    ``POSIX_FADV_DONTNEED``, which starts its writeback (so the final ``fsync`` does
+    not stall on a gigabyte of dirty pages); what came before it, written back by now,
+    is dropped from the cache (that call drops clean pages). Reads drop what they have
+    passed the same way, and ask for a larger read-ahead. A 1 GiB blob thus
+    occupies ~64 MiB of page cache instead of 1 GiB, the pages freed are reused for
+    the next ones, and the cache keeps what smaller, hotter files (the database)
+    need. It also matters on virtual machines that hand free memory back to the host
+    (virtio-balloon free page reporting): there, filling never-used page cache costs a
+    host page fault per page and was measured at ~0.4 GB/s, against ~3 GB/s when the
+    pages are recycled. Durability is unaffected (that is what ``fsync`` is for).
+    Transfers shorter than :data:`_UNCACHED_BYTES` stay cached (writes still start
+    writeback as they go). No-op off Linux.
+    """
+
+    def __init__(self, fd: int, start: int, length: int, *, writing: bool) -> None:
+        self._fd = fd
+        self._start = self._passed = self._done = start
+        self._writing = writing
+        self._on = length >= _UNCACHED_BYTES
+        if self._on and not writing and _FADV_SEQUENTIAL is not None:
+            with contextlib.suppress(OSError):  # a larger read-ahead
+                os.posix_fadvise(fd, start, length, _FADV_SEQUENTIAL)
+
+    def advance(self, count: int) -> None:
+        """``count`` more bytes have been written or read."""
+        self._done += count
+        if self._done - self._passed >= _WRITEBACK_BYTES:
+            if self._writing:
+                _dontneed(self._fd, self._passed, self._done - self._passed)
+            if self._on:
+                _dontneed(self._fd, self._start, self._passed - self._start)
+            self._passed = self._done
+
+    def close(self) -> None:
+        """Drop what a read left cached (a write must be fsynced first)."""
+        if self._on:
+            _dontneed(self._fd, self._start, self._done - self._start)
+
+
+def _dontneed(fd: int, offset: int, length: int) -> None:
+    """POSIX_FADV_DONTNEED: start writeback of the dirty pages of a range, drop its clean
+    ones. No-op for an empty range, and where the call does not exist."""
     if _FADV_DONTNEED is not None and length > 0:
         with contextlib.suppress(OSError):
             os.posix_fadvise(fd, offset, length, _FADV_DONTNEED)
@@ -420,13 +657,18 @@ def _hash_fd(fd: int) -> str:
     sha = hashlib.sha256()
     buffer = bytearray(CHUNK_SIZE)
     offset = 0
-    with memoryview(buffer) as view:
-        while True:
-            count = os.preadv(fd, [buffer], offset)
-            if count == 0:
-                return sha.hexdigest()
-            sha.update(view[:count])
-            offset += count
+    window = _Window(fd, 0, os.fstat(fd).st_size, writing=False)
+    try:
+        with memoryview(buffer) as view:
+            while True:
+                count = os.preadv(fd, [buffer], offset)
+                if count == 0:
+                    return sha.hexdigest()
+                sha.update(view[:count])
+                offset += count
+                window.advance(count)
+    finally:
+        window.close()
 
 
 def _read_range(path: str, digest: str, start: int, stop: int) -> Iterator[bytes]:
@@ -435,6 +677,7 @@ def _read_range(path: str, digest: str, start: int, stop: int) -> Iterator[bytes
         fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
     except FileNotFoundError:
         raise _blob_not_found(digest) from None
+    window = _Window(fd, start, stop - start, writing=False)
     try:
         position = start
         while position < stop:
@@ -444,7 +687,9 @@ def _read_range(path: str, digest: str, start: int, stop: int) -> Iterator[bytes
                                details={"digest": digest})
             position += len(data)
             yield data
+            window.advance(len(data))
     finally:
+        window.close()
         os.close(fd)
 
 

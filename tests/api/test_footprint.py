@@ -1,0 +1,60 @@
+"""What a serving process keeps resident: no boto3 with a local store, no Alembic after
+the migrations (they run in a forked child)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from regista.store.sql import migrate
+from regista.store.sql.engine import Database
+
+
+def run_python(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {"REGISTA_DATA_DIR": str(tmp_path / "data"), "REGISTA_AUTH_MODE": "local",
+           "REGISTA_SECRET_KEY": "footprint-test-secret-key-0123456789", "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_app_with_a_local_store_does_not_import_boto3(tmp_path: Path) -> None:
+    done = run_python("""
+        import sys
+        from regista.config import Settings
+        from regista.server import prepare
+        prepare(Settings(), isolated=True)
+        from regista.api.app import create_app
+        create_app()
+        print(sorted(m for m in ("boto3", "botocore", "alembic") if m in sys.modules))
+    """, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    db = Database(f"sqlite:///{tmp_path / 'data' / 'regista.db'}")
+    try:
+        assert migrate.is_current(db)
+    finally:
+        db.dispose()
+
+
+def test_s3_names_still_import_on_demand() -> None:
+    from regista.store import blobs
+
+    assert blobs.S3BlobStore.__name__ == "S3BlobStore"
+    assert blobs.MIN_PART_SIZE == 5 * 1024 * 1024
+    with pytest.raises(AttributeError):
+        _ = blobs.NoSuchThing  # type: ignore[attr-defined]
+
+
+def test_a_failed_isolated_migration_stops_the_server(tmp_path: Path) -> None:
+    done = run_python("""
+        from regista.config import Settings
+        from regista.server import prepare
+        prepare(Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none"),
+                isolated=True)
+    """, tmp_path)
+    assert done.returncode != 0
+    assert "schema migration failed" in done.stderr
