@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -251,6 +251,37 @@ def _event(r: Row[Any]) -> DeploymentEvent:
 def _deployment(env: str, r: Row[Any]) -> Deployment:
     return Deployment(environment=env, model=r.model_name, version=int(r.number), digest=r.digest,
                       stage=r.stage, since=r.at, recorded_by=r.recorded_by, note=r.note)
+
+
+def _deployments(env: str, rows: Iterable[Sequence[Any]],
+                 readable: Callable[[str], bool]) -> list[Deployment]:
+    """Rows of :func:`dq.served_at` as deployments, by model name. Rows are unpacked as
+    tuples: reading seven columns by name costs more than building the Deployment."""
+    out = [Deployment(env, model, number, digest, stage, since, by, note)
+           for model, number, digest, stage, since, by, note in rows if readable(model)]
+    out.sort(key=_model_of)
+    return out
+
+
+def _model_of(d: Deployment) -> str:
+    return d.model
+
+
+def _transitions(rows: list[Row[Any]]) -> list[AppliedTransition]:
+    """Applied transitions from rows of requests joined with their approvals (in order)."""
+    out: list[AppliedTransition] = []
+    for t in rows:
+        if not out or out[-1].request_id != t.id:
+            out.append(AppliedTransition(
+                request_id=int(t.id), from_stage=t.from_stage, to_stage=t.to_stage,
+                justification=t.justification, requested_by=t.requested_by,
+                requested_at=t.requested_at, decided_at=t.decided_at,
+                policy_version=int(t.policy_version), checks=list(t.checks or []),
+                approvals=[]))
+        if t.approval_id is not None:
+            out[-1].approvals.append(ApprovalRecord(t.approver, t.decision, t.comment,
+                                                    t.approval_at, t.version_digest))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -556,49 +587,50 @@ class DeploymentService:
             except _NotYetUsed:
                 return []
             rows = dq.served_at(conn, env.id, when)
-        return sorted((_deployment(env.name, r) for r in rows if readable(r.model_name)),
-                      key=lambda d: d.model)
+        return _deployments(env.name, rows, readable)
 
     def served(self, actor: Actor, environment: str, model: str,
                at: datetime | None = None) -> ServedAnswer:
         """Which version of ``model`` served in ``environment`` at ``at``, who approved it and
-        on what evidence (the applied transition requests and their checks)."""
+        on what evidence (the applied transition requests and their checks).
+
+        With the environment's id known (cached after its first use), the model, what it
+        served, that version and its stage changes come in one statement; the applied
+        transitions and their approvals in a second, only when there were stage changes.
+        """
         when = at or self.clock()
+        validate_name(model)
+        env = self._env_cache.get(environment)
         with self.db.read() as conn:
-            m = self._model_row(conn, model)
-            self.authz.require(actor, Permission.MODEL_READ, model=m.normalized_name,
-                               team=m.owner_team)
-            try:
-                env = self._env_ref(conn, environment)
-            except _NotYetUsed as exc:
-                return ServedAnswer(exc.name, m.name, when, None, None, None)
-            rows = dq.served_at(conn, env.id, when, model_id=m.id)
+            if env is None:
+                # Errors in their usual order: the model, the permission, the environment.
+                m = self._model_row(conn, model)
+                self.authz.require(actor, Permission.MODEL_READ, model=m.normalized_name,
+                                   team=m.owner_team)
+                try:
+                    env = self._env_ref(conn, environment)
+                except _NotYetUsed as exc:
+                    return ServedAnswer(exc.name, m.name, when, None, None, None)
+            rows = dq.served_one(conn, env.id, normalize_name(model), when)
             if not rows:
-                return ServedAnswer(env.name, m.name, when, None, None, None)
+                raise NotFound(f"model {model!r} not found", details={"model": model})
             r = rows[0]
+            self.authz.require(actor, Permission.MODEL_READ, model=r.normalized_name,
+                               team=r.owner_team)
+            if r.number is None:  # no event by then, an end event, or a version gone
+                return ServedAnswer(env.name, r.model_name, when, None, None, None)
             history = [
-                StageChange(from_stage=s.from_stage, to_stage=s.to_stage, at=s.at, actor=s.actor,
-                            request_id=s.request_id, break_glass=bool(s.break_glass),
-                            reason=s.reason or "")
-                for s in dq.stage_history(conn, r.version_id, when)
+                StageChange(from_stage=s.from_stage, to_stage=s.to_stage, at=s.stage_at,
+                            actor=s.actor, request_id=s.request_id,
+                            break_glass=bool(s.break_glass), reason=s.reason or "")
+                for s in rows if s.stage_event_id is not None
             ]
-            requests = dq.applied_requests(conn, r.version_id, when) if history else []
-            votes = dq.approvals_of(conn, [int(t.id) for t in requests])
-            transitions = [
-                AppliedTransition(
-                    request_id=int(t.id), from_stage=t.from_stage, to_stage=t.to_stage,
-                    justification=t.justification, requested_by=t.requested_by,
-                    requested_at=t.requested_at, decided_at=t.decided_at,
-                    policy_version=int(t.policy_version), checks=list(t.checks or []),
-                    approvals=[ApprovalRecord(a.approver, a.decision, a.comment, a.at,
-                                              a.version_digest) for a in votes.get(int(t.id), [])],
-                )
-                for t in requests
-            ]
-            # No recorded stage change by then: the version was in the stage it starts in.
-            stage_at = history[-1].to_stage if history else INITIAL_STAGE
-            return ServedAnswer(env.name, m.name, when, _deployment(env.name, r), stage_at,
-                                r.stage, history, transitions)
+            transitions = (_transitions(dq.applied_transitions(conn, r.version_id, when))
+                           if history else [])
+        # No recorded stage change by then: the version was in the stage it starts in.
+        stage_at = history[-1].to_stage if history else INITIAL_STAGE
+        return ServedAnswer(env.name, r.model_name, when, _deployment(env.name, r), stage_at,
+                            r.stage, history, transitions)
 
     def version_deployments(self, actor: Actor, ref: str) -> list[ServingInterval]:
         """Where and when a version served: every interval, oldest first."""
@@ -726,8 +758,7 @@ class DeploymentService:
     @staticmethod
     def _env_drift(conn: Connection, env: Any, now: datetime, window: timedelta,
                    readable: Callable[[str], bool]) -> EnvironmentDrift:
-        recorded = sorted((_deployment(env.name, r) for r in dq.served_at(conn, env.id, now)
-                           if readable(r.model_name)), key=lambda d: d.model)
+        recorded = _deployments(env.name, dq.served_at(conn, env.id, now), readable)
         seen: dict[str, list[Row[Any]]] = {}
         for o in dq.fresh_observations(conn, env.id, now - window):
             seen.setdefault(o.digest, []).append(o)

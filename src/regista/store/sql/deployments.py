@@ -9,7 +9,7 @@ seek on ``ix_deployment_events_env_model_at`` per model.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -137,56 +137,102 @@ def insert_event(conn: Connection, values: Mapping[str, Any]) -> int:
 # --------------------------------------------------------------------------- as of
 
 
-def _served_at_statement(dialect: str, one_model: bool) -> Any:
+def _served_at_statement(dialect: str) -> Any:
     """The "as of" statement, built once per dialect (building it costs more than running it).
 
     For each model of ``environment_models`` a subquery seeks the last event of (E, M) at
     or before ``:at`` (one backward index seek per model), joined by primary key to its
     version and model. PostgreSQL runs the seek as a LATERAL subquery (evaluated once per
-    model); SQLite as a correlated subquery in the join condition.
+    model) that returns the event's columns itself; SQLite as a correlated subquery in the
+    join condition, whose row is then read by primary key.
     """
     em = environment_models
     inner = de.alias("latest")
-    seek = (
-        select(inner.c.id)
-        .where(inner.c.environment_id == em.c.environment_id,
-               inner.c.model_id == em.c.model_id,
-               inner.c.at <= bindparam("at", type_=UTCDateTime()))
-        .order_by(inner.c.at.desc(), inner.c.id.desc())
-        .limit(1)
-    )
+    at = bindparam("at", type_=UTCDateTime())
+    where = (inner.c.environment_id == em.c.environment_id, inner.c.model_id == em.c.model_id,
+             inner.c.at <= at)
+    order = (inner.c.at.desc(), inner.c.id.desc())
+    event: Any
     if dialect == "postgresql":
-        latest = seek.lateral("latest_event")
-        source = em.join(latest, true()).join(de, de.c.id == latest.c.id)
+        event = (select(inner.c.version_id, inner.c.at, inner.c.recorded_by, inner.c.note)
+                 .where(*where).order_by(*order).limit(1).lateral("latest_event"))
+        source = em.join(event, true())
     else:
+        seek = select(inner.c.id).where(*where).order_by(*order).limit(1)
+        event = de
         source = em.join(de, de.c.id == seek.correlate(em).scalar_subquery())
-    q = (
-        select(de.c.id, de.c.at, de.c.recorded_by, de.c.note, de.c.model_id, de.c.version_id,
-               versions.c.number, versions.c.digest, versions.c.stage,
-               models.c.name.label("model_name"))
+    # Columns in the order of a Deployment's fields after its environment.
+    return (
+        select(models.c.name, versions.c.number, versions.c.digest, versions.c.stage,
+               event.c.at, event.c.recorded_by, event.c.note)
         .select_from(source
-                     .join(versions, versions.c.id == de.c.version_id)  # inner: drops "ended"
-                     .join(models, models.c.id == de.c.model_id))
+                     .join(versions, versions.c.id == event.c.version_id)  # inner: drops "ended"
+                     .join(models, models.c.id == em.c.model_id))
         .where(em.c.environment_id == bindparam("env_id"))
     )
-    if one_model:
-        q = q.where(em.c.model_id == bindparam("model_id"))
-    return q
 
 
-_SERVED_AT = {(d, one): _served_at_statement(d, one)
-              for d in ("postgresql", "sqlite") for one in (False, True)}
+_SERVED_AT = {d: _served_at_statement(d) for d in ("postgresql", "sqlite")}
 
 
-def served_at(conn: Connection, env_id: int, at: datetime,
-              model_id: int | None = None) -> list[Row[Any]]:
+def served_at(conn: Connection, env_id: int, at: datetime) -> list[Row[Any]]:
     """What served in E at ``at``: one row per model whose last event by then names a version
-    (in no particular order)."""
+    (in no particular order), as (model name, version number, digest, stage, since,
+    recorded_by, note)."""
     dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
-    params: dict[str, Any] = {"env_id": env_id, "at": at}
-    if model_id is not None:
-        params["model_id"] = model_id
-    return list(conn.execute(_SERVED_AT[(dialect, model_id is not None)], params))
+    return list(conn.execute(_SERVED_AT[dialect], {"env_id": env_id, "at": at}))
+
+
+def _served_one_statement(dialect: str) -> Any:
+    """The auditor's question for one model in one statement: the model (by normal name),
+    the last event of (E, M) at or before ``:at`` (one backward seek), its version, and
+    that version's stage changes up to ``:at`` (one row each, in order).
+
+    Outer joins all the way: the model row comes back even when nothing served (``number``
+    None: no event by then, an *end* event, or a version that is gone), and with NULL
+    stage columns when the version had no stage change by then.
+    """
+    inner = de.alias("latest")
+    at = bindparam("at", type_=UTCDateTime())
+    where = (inner.c.environment_id == bindparam("env_id"), inner.c.model_id == models.c.id,
+             inner.c.at <= at)
+    order = (inner.c.at.desc(), inner.c.id.desc())
+    event: Any
+    if dialect == "postgresql":
+        event = (select(inner.c.id, inner.c.version_id, inner.c.at, inner.c.recorded_by,
+                        inner.c.note)
+                 .where(*where).order_by(*order).limit(1).lateral("latest_event"))
+        source = models.outerjoin(event, true())
+    else:
+        seek = select(inner.c.id).where(*where).order_by(*order).limit(1)
+        event = de
+        source = models.outerjoin(de, de.c.id == seek.correlate(models).scalar_subquery())
+    se = stage_events.c
+    return (
+        select(models.c.name.label("model_name"), models.c.normalized_name,
+               models.c.owner_team, event.c.id, event.c.at, event.c.recorded_by,
+               event.c.note, event.c.version_id, versions.c.number, versions.c.digest,
+               versions.c.stage, se.id.label("stage_event_id"), se.from_stage, se.to_stage,
+               se.at.label("stage_at"), se.actor, se.request_id, se.break_glass, se.reason)
+        .select_from(source
+                     .outerjoin(versions, versions.c.id == event.c.version_id)
+                     .outerjoin(stage_events, and_(se.version_id == versions.c.id,
+                                                   se.at <= at)))
+        .where(models.c.normalized_name == bindparam("name"))
+        .order_by(se.at, se.id)
+    )
+
+
+_SERVED_ONE = {d: _served_one_statement(d) for d in ("postgresql", "sqlite")}
+
+
+def served_one(conn: Connection, env_id: int, normalized_name: str,
+               at: datetime) -> list[Row[Any]]:
+    """The model ``normalized_name`` with what it served in E at ``at`` and that version's
+    stage changes by then (see :func:`_served_one_statement`); no rows: no such model."""
+    dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
+    return list(conn.execute(_SERVED_ONE[dialect],
+                             {"env_id": env_id, "name": normalized_name, "at": at}))
 
 
 # Aliases are built once: building one costs more than the query it serves.
@@ -335,27 +381,27 @@ def fresh_observations(conn: Connection, env_id: int, since: datetime) -> list[R
 # --------------------------------------------------------------------------- evidence
 
 
-def stage_history(conn: Connection, version_id: int, upto: datetime | None) -> list[Row[Any]]:
-    q = select(stage_events).where(stage_events.c.version_id == version_id)
-    if upto is not None:
-        q = q.where(stage_events.c.at <= upto)
-    return list(conn.execute(q.order_by(stage_events.c.at, stage_events.c.id)))
+def _transitions_statement() -> Any:
+    """Applied transition requests of a version decided by ``:upto``, each with its votes
+    (LEFT JOIN: one row per approval, one row with NULL approval columns when none), in
+    decision order then vote order: one statement instead of one per table."""
+    t, a = transition_requests.c, approvals.c
+    return (
+        select(t.id, t.from_stage, t.to_stage, t.justification, t.requested_by, t.requested_at,
+               t.decided_at, t.policy_version, t.checks,
+               a.id.label("approval_id"), a.approver, a.decision, a.comment,
+               a.version_digest, a.at.label("approval_at"))
+        .select_from(transition_requests.outerjoin(approvals, a.request_id == t.id))
+        .where(t.version_id == bindparam("version_id"), t.status == "applied",
+               t.decided_at <= bindparam("upto", type_=UTCDateTime()))
+        .order_by(t.decided_at, t.id, a.at, a.id)
+    )
 
 
-def applied_requests(conn: Connection, version_id: int, upto: datetime | None) -> list[Row[Any]]:
-    """Transition requests of the version that were applied (by ``upto``, if given)."""
-    t = transition_requests.c
-    q = select(transition_requests).where(t.version_id == version_id, t.status == "applied")
-    if upto is not None:
-        q = q.where(t.decided_at <= upto)
-    return list(conn.execute(q.order_by(t.decided_at, t.id)))
+_TRANSITIONS = _transitions_statement()
 
 
-def approvals_of(conn: Connection, request_ids: Sequence[int]) -> dict[int, list[Row[Any]]]:
-    out: dict[int, list[Row[Any]]] = {}
-    if request_ids:
-        q = (select(approvals).where(approvals.c.request_id.in_(list(request_ids)))
-             .order_by(approvals.c.at, approvals.c.id))
-        for r in conn.execute(q):
-            out.setdefault(r.request_id, []).append(r)
-    return out
+def applied_transitions(conn: Connection, version_id: int, upto: datetime) -> list[Row[Any]]:
+    """Transition requests of the version applied by ``upto``, joined with their approvals
+    (``approval_id`` None: a request nobody voted on)."""
+    return list(conn.execute(_TRANSITIONS, {"version_id": version_id, "upto": upto}))

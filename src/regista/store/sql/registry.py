@@ -43,6 +43,7 @@ from regista.store.sql.tables import (
     version_tags,
     versions,
 )
+from regista.store.sql.types import UTCDateTime
 
 # --------------------------------------------------------------------------- models
 
@@ -436,19 +437,23 @@ def alias_target(conn: Connection, model_id: int, name: str) -> int | None:
     return conn.execute(q).scalar()
 
 
+# Built once (with bind parameters): building and cache-keying the statement per call cost
+# more than the index seek it runs.
+_ALIAS_AS_OF = (
+    select(alias_events.c.version_id)
+    .where(
+        alias_events.c.model_id == bindparam("mid"),
+        alias_events.c.alias == bindparam("alias"),
+        alias_events.c.at <= bindparam("at", type_=UTCDateTime()),
+    )
+    .order_by(alias_events.c.at.desc(), alias_events.c.id.desc())
+    .limit(1)
+)
+
+
 def alias_target_as_of(conn: Connection, model_id: int, name: str, at: datetime) -> int | None:
     """The version an alias pointed at at instant ``at`` (one index seek)."""
-    q = (
-        select(alias_events.c.version_id)
-        .where(
-            alias_events.c.model_id == model_id,
-            alias_events.c.alias == name,
-            alias_events.c.at <= at,
-        )
-        .order_by(alias_events.c.at.desc(), alias_events.c.id.desc())
-        .limit(1)
-    )
-    return conn.execute(q).scalar()
+    return conn.execute(_ALIAS_AS_OF, {"mid": model_id, "alias": name, "at": at}).scalar()
 
 
 def set_alias(
