@@ -102,6 +102,20 @@ def test_oversized_body_is_413(api, services):
     assert error_of(r)["code"] == "payload_too_large"
 
 
+@pytest.mark.parametrize("path", ["/api/v1/blobs/check", "/api/v1/uploads",
+                                  "/api/v1/blobs/" + "a" * 64 + "/x"])
+def test_json_beside_the_streamed_uploads_is_held_to_the_body_limits(api, services, path):
+    # Only PUT /blobs/{sha256} and PATCH /uploads/{id} stream past the body limit.
+    limit = services.settings.max_request_bytes
+    r = api.post(path, content=b'{"digests": [' + b" " * limit + b"]}",
+                 headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert error_of(r)["code"] == "payload_too_large"
+    r = api.post(path, content='{"digests": ' + "[" * 100 + "]" * 100 + "}",
+                 headers={"content-type": "application/json"})
+    assert r.status_code == 400
+
+
 def test_deeply_nested_json_is_400(api):
     body = '{"name": "m", "description": "", "tags": {}, "x": ' + "[" * 100 + "]" * 100 + "}"
     r = api.post("/api/v1/models", content=body, headers={"content-type": "application/json"})

@@ -107,6 +107,8 @@ def decode_session(secret: bytes, value: str | None, *,
         signature = _unb64(sig_text)
     except (binascii.Error, ValueError):
         return None
+    if _b64(payload) != body_text or _b64(signature) != sig_text:
+        return None  # only the canonical encoding: no second spelling of a cookie verifies
     if not hmac.compare_digest(signature, _sign(secret, payload)):
         return None
     try:
