@@ -254,3 +254,34 @@ def test_large_resumable_upload(store: LocalBlobStore) -> None:
     assert store.upload_complete(handle, digest=sha(data), size=len(data))
     assert stored(store, sha(data)) == data
     assert b"".join(store.open(sha(data), 3 * MiB, 4 * MiB)) == data[3 * MiB:4 * MiB + 1]
+
+
+@pytest.mark.parametrize("part", ["_DirectWriter", "_Window"])
+def test_a_writer_that_cannot_start_fails_the_upload_instead_of_hanging(
+        store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch, part: str) -> None:
+    def broken(*_: Any, **__: Any) -> Any:
+        raise MemoryError("no room for the aligned buffer")
+
+    if part == "_DirectWriter":
+        monkeypatch.setattr(local._DirectWriter, "open", staticmethod(broken))
+    else:
+        monkeypatch.setattr(local, "_Window", broken)
+    data = payload()
+    result: list[BaseException | None] = []
+
+    def upload() -> None:
+        try:
+            store.put_stream(pieces(data, [64 * KiB]), digest=sha(data), size=len(data))
+            result.append(None)
+        except BaseException as exc:  # recorded for the assertions
+            result.append(exc)
+
+    t = threading.Thread(target=upload)
+    t.start()
+    t.join(30)
+    assert not t.is_alive(), "put_stream hung after its writer thread failed to start"
+    assert len(result) == 1 and isinstance(result[0], MemoryError)
+    monkeypatch.undo()
+    assert not store.exists(sha(data))
+    assert leftovers(store) == []
+    assert writer_threads() == []

@@ -147,3 +147,10 @@ def test_checkpoints_run_off_the_commit_path(tmp_path: Path) -> None:
     assert thread is not None and thread.is_alive()
     database.dispose()
     assert not thread.is_alive()
+    # An engine may be used again after dispose(): so may its checkpointer.
+    with database.write() as conn:
+        conn.execute(rows.insert().values(id=20_000, who="again"))
+    again = database._checkpointer._thread  # type: ignore[union-attr]
+    assert again is not None and again is not thread and again.is_alive()
+    database.dispose()
+    assert not again.is_alive()

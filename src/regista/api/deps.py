@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from regista.domain.models import Actor
 from regista.errors import Forbidden
 from regista.service.access import Permission
+from regista.service.authz import is_unrestricted
 from regista.service.container import Services
 
 PUBLIC = "public"
@@ -73,20 +74,34 @@ def rule(permission: Permission | str) -> Any:
 
     from regista.api.auth import on_denied
 
-    async def check(request: Request) -> None:
-        if permission == PUBLIC:
-            return
-        actor = await current_actor(request)  # Unauthenticated when credentials are required
+    def resolve_and_check(request: Request) -> None:  # blocking: may read the database
+        actor = get_actor(request)  # Unauthenticated when credentials are required
         if permission == AUTHENTICATED:
             return
         services = services_of(request)
-        # In memory: the actor's grants were loaded when it was authenticated.
         if not services.registry.authz.holds_anywhere(actor, Permission(permission)):
-            await run_in_threadpool(on_denied, actor, str(permission), request)  # audited
+            on_denied(actor, str(permission), request)  # a refused action is audited
             raise Forbidden(
                 f"{actor.name} does not hold {permission}",
                 details={"permission": str(permission)},
             )
+
+    async def check(request: Request) -> None:
+        if permission == PUBLIC:
+            return
+        # Without a thread hop only when no I/O can be needed: local mode, whose actor
+        # holds every permission. Anything else (a token, a session, grants that may
+        # have to be loaded) is authenticated and checked in one hop.
+        state = request.scope.setdefault("state", {})
+        actor = state.get("actor")
+        if actor is None:
+            from regista.api.auth import authenticate_without_io
+
+            actor = authenticate_without_io(request, services_of(request))
+        if actor is not None and (permission == AUTHENTICATED or is_unrestricted(actor)):
+            state["actor"] = actor
+            return
+        await run_in_threadpool(resolve_and_check, request)
 
     dep = Depends(check)
     setattr(check, RULE_ATTR, str(permission))

@@ -422,17 +422,21 @@ def _write_hashed(fd: int, chunks: Iterable[bytes], limit: int) -> tuple[str, in
             total += size
             if total > limit:
                 raise too_many_bytes(limit)
-            piece: Buffer = chunk
+            piece: Buffer
             if size < _SMALL:
                 small += chunk
                 if len(small) < CHUNK_SIZE:
                     continue
                 piece, small = small, bytearray()
-            elif small:
-                update(small)
-                batch.append(small)
-                batched += len(small)
-                small = bytearray()
+            else:
+                # Hashed now, written later, without a copy: only safe for immutable
+                # bytes (a reused bytearray could change in between).
+                piece = chunk if type(chunk) is bytes else bytes(chunk)
+                if small:
+                    update(small)
+                    batch.append(small)
+                    batched += len(small)
+                    small = bytearray()
             update(piece)
             batch.append(piece)
             batched += len(piece)
@@ -477,9 +481,14 @@ class _Writer:
         self._thread.start()
 
     def _run(self) -> None:
-        direct = _DirectWriter.open(self._fd) if self._size >= _UNCACHED_BYTES else None
-        window = _Window(self._fd, 0, self._size, writing=True)
+        direct: _DirectWriter | None = None
         try:
+            try:
+                if self._size >= _UNCACHED_BYTES:
+                    direct = _DirectWriter.open(self._fd)
+                window = _Window(self._fd, 0, self._size, writing=True)
+            except BaseException as exc:  # e.g. no memory for the buffer: the caller
+                self._error = exc  # must still get an error, and the queue drained
             while (batch := self._queue.get()) is not None:
                 if self._error is not None or self._stopping:
                     continue
@@ -585,6 +594,7 @@ class _DirectWriter:
 
     def _write(self, length: int) -> None:
         if self._direct:
+            start = os.lseek(self._fd, 0, os.SEEK_CUR)
             try:
                 _write_all(self._fd, self._view[:length])
                 return
@@ -592,6 +602,7 @@ class _DirectWriter:
                 if exc.errno != errno.EINVAL:
                     raise
                 self._buffered()  # refused: fall back to the page cache from here on
+                os.lseek(self._fd, start, os.SEEK_SET)  # rewrite from where it began
         _write_all(self._fd, self._view[:length])
 
     def _buffered(self) -> None:

@@ -58,7 +58,7 @@ HEAD_LOCKED_PG = HEAD.where(select(_TURN).exists()).with_for_update(of=audit_hea
 
 def head(conn: Connection) -> tuple[int, str] | None:
     """The chain head (seq, hash) as recorded in ``audit_head``, or None if never written."""
-    row = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).first()
+    row = conn.execute(HEAD).first()
     return (int(row.seq), str(row.hash)) if row is not None else None
 
 

@@ -57,7 +57,6 @@ class Database:
             )
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
-            event.listen(self.engine, "connect", _sqlite_checkpoint_setting)
             self._checkpointer = _Checkpointer(self.engine)
             self._group = _GroupCommit(self.engine, self._checkpointer.committed)
         else:
@@ -180,7 +179,10 @@ class _GroupCommit:
                     leader = True
                     self._batch = None
                     self._end(batch, commit=True)
-                    self._on_commit()
+                    try:
+                        self._on_commit()
+                    except Exception:  # the batch is committed: never report it failed
+                        log.warning("after-commit hook failed", exc_info=True)
         except BaseException as exc:
             # The bookkeeping itself failed (a broken connection): fail the whole batch.
             if batch is not None and not batch.done.is_set():
@@ -261,11 +263,18 @@ class _Checkpointer:
                     self._thread.start()
 
     def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout=10)
+        """Stop the thread; a later commit (the engine may be used again) restarts it."""
+        with self._start_lock:
+            self._stopping = True
+            self._wake.set()
+            thread = self._thread
+            if thread is not None:
+                thread.join(timeout=10)
+                if thread.is_alive():  # stuck in a checkpoint: leave it told to stop
+                    return
+            self._thread = None
+            self._stopping = False
+            self._wake.clear()
 
     def _run(self) -> None:
         conn: Any = None
@@ -277,7 +286,7 @@ class _Checkpointer:
                 if self._stopping:  # read after clear(): stop() sets the flag, then wakes
                     return
                 try:
-                    if conn is None:
+                    if conn is None:  # one pooled connection, kept while the thread runs
                         conn = self._engine.raw_connection()
                     cur = conn.cursor()
                     cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -298,12 +307,6 @@ class _Checkpointer:
 AUTOCHECKPOINT_PAGES = 16_384  # 64 MiB of WAL: reached only if the checkpointer falls behind
 
 
-def _sqlite_checkpoint_setting(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
-    cur.close()
-
-
 def _sqlite_on_connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
     # Take transaction control away from the sqlite3 module: we emit BEGIN ourselves.
     dbapi_conn.isolation_level = None
@@ -315,6 +318,7 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
     cur.execute("PRAGMA temp_store=MEMORY")
     cur.execute("PRAGMA cache_size=-65536")
     cur.execute("PRAGMA mmap_size=268435456")
+    cur.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")  # see _Checkpointer
     cur.close()
 
 
