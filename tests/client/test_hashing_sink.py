@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from regista.client._transfer import HashingSink, write_all
+from regista.client._transfer import HashingSink
+from regista.fileio import writev_all as write_all
 
 KiB = 1024
 

@@ -40,6 +40,7 @@ from regista.errors import (
     RegistryError,
     Unavailable,
 )
+from regista.fileio import writev_all
 
 PIECE = 1024 * 1024
 #: Bytes a download collects before handing them to its hashing thread.
@@ -471,20 +472,7 @@ class HashingSink:
         for piece in batch:
             update(piece)
         if self._fd is not None:
-            write_all(self._fd, batch)
-
-
-def write_all(fd: int, buffers: Sequence[bytes]) -> None:
-    """``os.writev`` every buffer, in order, however short the writes."""
-    views: list[bytes | memoryview] = list(buffers)
-    i = 0
-    while i < len(views):
-        written = os.writev(fd, views[i:i + 512])
-        while i < len(views) and written >= len(views[i]):
-            written -= len(views[i])
-            i += 1
-        if written:
-            views[i] = memoryview(views[i])[written:]
+            writev_all(self._fd, batch)
 
 
 # --------------------------------------------------------------------------- the mixin

@@ -32,7 +32,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from regista.errors import (
@@ -43,6 +43,7 @@ from regista.errors import (
     RangeNotSatisfiable,
     Unavailable,
 )
+from regista.fileio import Buffer, writev_all
 
 from .base import (
     CHUNK_SIZE,
@@ -54,8 +55,6 @@ from .base import (
     validate_digest,
     validate_size,
 )
-
-Buffer = bytes | bytearray | memoryview
 
 _HANDLE_RE = re.compile(r"\A[0-9a-f]{32}\Z")
 _FANOUT_RE = re.compile(r"\A[0-9a-f]{2}\Z")
@@ -71,7 +70,6 @@ _WRITEBACK_BYTES = 32 * CHUNK_SIZE
 _BATCH_BYTES = 4 * CHUNK_SIZE
 _QUEUED_BATCHES = 1
 _SMALL = 64 * 1024
-_IOV_MAX = 512  # buffers per writev call (Linux allows 1024)
 # Transfers of at least this many bytes pass through a small window of the page cache
 # instead of filling it (see _Window).
 _UNCACHED_BYTES = 64 * CHUNK_SIZE
@@ -385,20 +383,6 @@ def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
                 written += os.write(fd, view[written:])
 
 
-def _writev_all(fd: int, buffers: Sequence[Buffer]) -> None:
-    """os.writev until every buffer is written (a write may be short)."""
-    views = list(buffers)
-    i = 0
-    while i < len(views):
-        written = os.writev(fd, views[i:i + _IOV_MAX])
-        # Skip what was written: whole buffers, then the head of a partial one.
-        while i < len(views) and written >= len(views[i]):
-            written -= len(views[i])
-            i += 1
-        if written:
-            views[i] = memoryview(views[i])[written:]
-
-
 def _write_hashed(fd: int, chunks: Iterable[bytes], limit: int) -> tuple[str, int]:
     """Write ``chunks`` to ``fd`` while hashing them; return (sha256 hex, size).
 
@@ -449,7 +433,7 @@ def _write_hashed(fd: int, chunks: Iterable[bytes], limit: int) -> tuple[str, in
             update(small)
             batch.append(small)
         if writer is None:
-            _writev_all(fd, batch)  # a small blob: no thread needed
+            writev_all(fd, batch)  # a small blob: no thread needed
         else:
             if batch:
                 writer.write(batch)
@@ -496,7 +480,7 @@ class _Writer:
                     if direct is not None:
                         direct.write(batch)
                     else:
-                        _writev_all(self._fd, batch)
+                        writev_all(self._fd, batch)
                         window.advance(sum(len(b) for b in batch))
                 except BaseException as exc:  # re-raised to the caller
                     self._error = exc
