@@ -18,8 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, insert, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from regista.domain.models import Actor, Page
@@ -30,7 +29,6 @@ from regista.service.clock import utcnow
 from regista.store.sql import audit_queries as aq
 from regista.store.sql.audit_queries import EventFilter as EventFilter
 from regista.store.sql.engine import Database
-from regista.store.sql.tables import audit_events, audit_head
 
 GENESIS = "0" * 64
 _OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
@@ -74,26 +72,6 @@ def _jsonable(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value, option=_OPTS))
 
 
-# Built once: this runs in every mutating transaction.
-_HEAD = aq.HEAD
-_HEAD_LOCKED = aq.HEAD_LOCKED_PG  # queued on an advisory lock first (see audit_queries)
-_INSERT_EVENT = insert(audit_events)
-_MOVE_HEAD = (
-    update(audit_head)
-    .where(audit_head.c.id == 1)
-    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
-)
-_EVENT_COLUMNS = ("seq", "at", "actor", "action", "outcome", "model", "version", "target",
-                  "request_id", "before", "after", "prev_hash", "hash")
-# PostgreSQL: the event and the moved head in one round trip (the head row stays locked
-# until commit; every round trip under that lock is one every writer waits for).
-_APPEND_PG = _MOVE_HEAD.add_cte(
-    insert(audit_events)
-    .values({c: bindparam(c, type_=audit_events.c[c].type) for c in _EVENT_COLUMNS})
-    .cte("appended")
-)
-
-
 def append(
     conn: Connection,
     actor: Actor,
@@ -113,21 +91,7 @@ def append(
     ``locked_head``: the head (seq, hash) when the caller already read it under its lock
     in this transaction (it saves a round trip on a hot path); else it is read here.
     """
-    pg = conn.dialect.name == "postgresql"
-    head = locked_head or conn.execute(_HEAD_LOCKED if pg else _HEAD).first()
-    if head is None:
-        # The first event of a fresh database. On PostgreSQL two first writers may race
-        # here: ON CONFLICT lets the loser through, and the locked re-read orders them.
-        if pg:
-            conn.execute(pg_insert(audit_head).values(id=1, seq=0, hash=GENESIS)
-                         .on_conflict_do_nothing(index_elements=["id"]))
-            head = conn.execute(_HEAD_LOCKED).one()
-            prev_seq, prev_hash = head.seq, head.hash
-        else:
-            conn.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS))
-            prev_seq, prev_hash = 0, GENESIS
-    else:
-        prev_seq, prev_hash = head[0], head[1]
+    prev_seq, prev_hash = locked_head or aq.head_for_append(conn, GENESIS)
     seq = int(prev_seq) + 1
     b = _jsonable(before)
     a = _jsonable(after)
@@ -142,11 +106,7 @@ def append(
         "request_id": actor.request_id, "before": b, "after": a, "prev_hash": prev_hash,
         "hash": digest,
     }
-    if pg:
-        conn.execute(_APPEND_PG, {**event, "new_seq": seq, "new_hash": digest})
-    else:
-        conn.execute(_INSERT_EVENT, event)
-        conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
+    aq.write_event(conn, event)
     return seq
 
 

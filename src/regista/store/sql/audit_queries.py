@@ -9,12 +9,24 @@ columns exactly as the ORM types read them.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Row, and_, cast, func, insert, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from regista.store.sql.tables import audit_checkpoints, audit_events, audit_head
 
@@ -54,6 +66,51 @@ def audit_turn(after: Any = None) -> Any:
 HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
 _TURN = audit_turn()
 HEAD_LOCKED_PG = HEAD.where(select(_TURN).exists()).with_for_update(of=audit_head)
+
+
+_INSERT_EVENT = insert(audit_events)
+_MOVE_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(seq=bindparam("seq"), hash=bindparam("hash"))
+)
+_EVENT_COLUMNS = ("seq", "at", "actor", "action", "outcome", "model", "version", "target",
+                  "request_id", "before", "after", "prev_hash", "hash")
+# PostgreSQL: the event and the moved head in one round trip (the head row stays locked
+# until commit; every round trip under that lock is one every writer waits for).
+_APPEND_PG = _MOVE_HEAD.add_cte(
+    insert(audit_events)
+    .values({c: bindparam(c, type_=audit_events.c[c].type) for c in _EVENT_COLUMNS})
+    .cte("appended")
+)
+
+
+def head_for_append(conn: Connection, genesis: str) -> tuple[int, str]:
+    """The head (seq, hash) an append chains onto, locked until commit on PostgreSQL
+    (SQLite's writer lock serialises appends already); created at ``genesis`` when the
+    database has never had an event."""
+    pg = conn.dialect.name == "postgresql"
+    row = conn.execute(HEAD_LOCKED_PG if pg else HEAD).first()
+    if row is not None:
+        return int(row.seq), str(row.hash)
+    if pg:
+        # Two first writers may race here: ON CONFLICT lets the loser through, and the
+        # locked re-read orders them.
+        conn.execute(pg_insert(audit_head).values(id=1, seq=0, hash=genesis)
+                     .on_conflict_do_nothing(index_elements=["id"]))
+        row = conn.execute(HEAD_LOCKED_PG).one()
+        return int(row.seq), str(row.hash)
+    conn.execute(insert(audit_head).values(id=1, seq=0, hash=genesis))
+    return 0, genesis
+
+
+def write_event(conn: Connection, event: Mapping[str, Any]) -> None:
+    """Insert one chained event (all of :data:`_EVENT_COLUMNS`) and move the head to it."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_APPEND_PG, dict(event))
+    else:
+        conn.execute(_INSERT_EVENT, dict(event))
+        conn.execute(_MOVE_HEAD, {"seq": event["seq"], "hash": event["hash"]})
 
 
 def head(conn: Connection) -> tuple[int, str] | None:
