@@ -371,7 +371,7 @@ def load_versions(conn: Connection, ids: Sequence[int], *, with_files: bool = Tr
                 _PAGE_FILES, {"ids": ids}).all():
             files[vid].append(FileEntry(path=path, digest=digest, size=size,
                                         media_type=media_type, role=FileRole(role)))
-    parents = sorted({r[10] for r in rows.values() if r[10]})
+    parents = sorted({r.parent_version_id for r in rows.values() if r.parent_version_id})
     parent_refs: dict[int, str] = {}
     if parents:
         parent_refs = {pid: f"{name}/{number}" for pid, number, name in
