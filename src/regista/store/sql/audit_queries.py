@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from regista.store.sql.prepared import Prepared
 from regista.store.sql.tables import audit_checkpoints, audit_events, audit_head
 
 # (seq, at_iso, actor, action, outcome, model, version, target, request_id,
@@ -66,10 +67,12 @@ def audit_turn(after: Any = None) -> Any:
 HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
 _TURN = audit_turn()
 HEAD_LOCKED_PG = HEAD.where(select(_TURN).exists()).with_for_update(of=audit_head)
+_HEAD_P = Prepared(HEAD)
+_HEAD_LOCKED_PG_P = Prepared(HEAD_LOCKED_PG)
 
 
-_INSERT_EVENT = insert(audit_events)
-_MOVE_HEAD = (
+_INSERT_EVENT = Prepared(insert(audit_events))
+_MOVE_HEAD_STMT = (
     update(audit_head)
     .where(audit_head.c.id == 1)
     .values(seq=bindparam("seq"), hash=bindparam("hash"))
@@ -78,11 +81,12 @@ _EVENT_COLUMNS = ("seq", "at", "actor", "action", "outcome", "model", "version",
                   "request_id", "before", "after", "prev_hash", "hash")
 # PostgreSQL: the event and the moved head in one round trip (the head row stays locked
 # until commit; every round trip under that lock is one every writer waits for).
-_APPEND_PG = _MOVE_HEAD.add_cte(
+_MOVE_HEAD = Prepared(_MOVE_HEAD_STMT)
+_APPEND_PG = Prepared(_MOVE_HEAD_STMT.add_cte(
     insert(audit_events)
     .values({c: bindparam(c, type_=audit_events.c[c].type) for c in _EVENT_COLUMNS})
     .cte("appended")
-)
+))
 
 
 def head_for_append(conn: Connection, genesis: str) -> tuple[int, str]:
@@ -90,9 +94,9 @@ def head_for_append(conn: Connection, genesis: str) -> tuple[int, str]:
     (SQLite's writer lock serialises appends already); created at ``genesis`` when the
     database has never had an event."""
     pg = conn.dialect.name == "postgresql"
-    row = conn.execute(HEAD_LOCKED_PG if pg else HEAD).first()
+    row = (_HEAD_LOCKED_PG_P if pg else _HEAD_P).first(conn)
     if row is not None:
-        return int(row.seq), str(row.hash)
+        return int(row[0]), str(row[1])
     if pg:
         # Two first writers may race here: ON CONFLICT lets the loser through, and the
         # locked re-read orders them.
@@ -107,10 +111,10 @@ def head_for_append(conn: Connection, genesis: str) -> tuple[int, str]:
 def write_event(conn: Connection, event: Mapping[str, Any]) -> None:
     """Insert one chained event (all of :data:`_EVENT_COLUMNS`) and move the head to it."""
     if conn.dialect.name == "postgresql":
-        conn.execute(_APPEND_PG, dict(event))
+        _APPEND_PG.execute(conn, event).close()
     else:
-        conn.execute(_INSERT_EVENT, dict(event))
-        conn.execute(_MOVE_HEAD, {"seq": event["seq"], "hash": event["hash"]})
+        _INSERT_EVENT.execute(conn, event).close()
+        _MOVE_HEAD.execute(conn, {"seq": event["seq"], "hash": event["hash"]}).close()
 
 
 def head(conn: Connection) -> tuple[int, str] | None:

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from regista.errors import Unavailable
@@ -323,7 +324,12 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
-    if conn.get_execution_options().get(_WRITE):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        conn.exec_driver_sql("BEGIN")
+    # Straight to the driver (see store/sql/prepared.py: exec_driver_sql costs ~0.1 ms of
+    # CPU here), with its errors wrapped as SQLAlchemy would wrap them.
+    sql = "BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN"
+    dbapi_conn: Any = conn.connection.driver_connection
+    try:
+        dbapi_conn.execute(sql).close()
+    except conn.dialect.loaded_dbapi.Error as err:
+        raise DBAPIError.instance(sql, (), err, conn.dialect.loaded_dbapi.Error,
+                                  dialect=conn.dialect) from err

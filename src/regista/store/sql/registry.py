@@ -31,6 +31,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from regista.domain.models import Alias, FileEntry, FileRole, Model, Version
 from regista.store.sql import audit_queries as aq
+from regista.store.sql.prepared import Prepared
 from regista.store.sql.tables import (
     alias_events,
     aliases,
@@ -53,7 +54,7 @@ from regista.store.sql.types import UTCDateTime
 _MODEL_BY_NAME = select(models).where(models.c.normalized_name == bindparam("n"))
 _MODEL_BY_NAME_LOCKED = _MODEL_BY_NAME.with_for_update()
 # SET expressions read the row as it was: the new number is counter + 1 in both columns.
-_ALLOCATE = (
+_ALLOCATE = Prepared(
     update(models)
     .where(models.c.id == bindparam("mid"))
     .values(version_counter=models.c.version_counter + 1,
@@ -87,17 +88,17 @@ _NUMBERED = (
 # Then, in the same round trip, the audit head the registration will append to: its turn
 # is taken after the number (the lock order of every writer: counter, then audit head).
 _AUDIT_TURN = aq.audit_turn(after=_NUMBERED)
-_NUMBER_VERSION_PG = (
+_NUMBER_VERSION_PG = Prepared(
     select(_NUMBERED.c.number, audit_head.c.seq, audit_head.c.hash)
     .select_from(_NUMBERED.join(audit_head, audit_head.c.id == 1))
     .where(select(_AUDIT_TURN).exists())
     .with_for_update(of=audit_head)
 )
-_NUMBER_OF = select(versions.c.number).where(versions.c.id == bindparam("vid"))
-_INSERT_VERSION = insert(versions).returning(versions.c.id)
-_INSERT_FILES = insert(version_files)
-_INSERT_TAGS = insert(version_tags)
-_INSERT_METRICS = insert(version_metrics)
+_NUMBER_OF = Prepared(select(versions.c.number).where(versions.c.id == bindparam("vid")))
+_INSERT_VERSION = Prepared(insert(versions).returning(versions.c.id))
+_INSERT_FILES = Prepared(insert(version_files))
+_INSERT_TAGS = Prepared(insert(version_tags))
+_INSERT_METRICS = Prepared(insert(version_metrics))
 
 
 def model_row(conn: Connection, normalized: str, *, for_update: bool = False) -> Row[Any] | None:
@@ -184,7 +185,7 @@ def allocate_version_number(conn: Connection, model_id: int, now: datetime) -> i
     The UPDATE locks the row until commit, so concurrent registrations from any number of
     processes queue here; a rolled-back registration gives its number back.
     """
-    return int(conn.execute(_ALLOCATE, {"mid": model_id, "now": now}).scalar_one())
+    return int(_ALLOCATE.scalar(conn, {"mid": model_id, "now": now}))
 
 
 # --------------------------------------------------------------------------- blobs
@@ -193,6 +194,10 @@ def allocate_version_number(conn: Connection, model_id: int, now: datetime) -> i
 _KNOWN_BLOBS = select(blobs.c.digest, blobs.c.size).where(
     blobs.c.digest.in_(bindparam("ds", expanding=True)))
 _KNOWN_BLOBS_LOCKED = _KNOWN_BLOBS.with_for_update(read=True, key_share=True)
+# One digest (the common registration: a single model file) without the expanding IN.
+_KNOWN_BLOB = select(blobs.c.digest, blobs.c.size).where(blobs.c.digest == bindparam("d"))
+_KNOWN_BLOB_P = Prepared(_KNOWN_BLOB)
+_KNOWN_BLOB_LOCKED_P = Prepared(_KNOWN_BLOB.with_for_update(read=True, key_share=True))
 
 
 def known_blobs(conn: Connection, digests: Iterable[str], *, lock: bool = False) -> dict[str, int]:
@@ -204,7 +209,11 @@ def known_blobs(conn: Connection, digests: Iterable[str], *, lock: bool = False)
     delete; it does not block ``verified_at`` updates. SQLite serialises writers already.
     """
     ds = sorted(set(digests))  # one lock order for every registration
-    q = _KNOWN_BLOBS_LOCKED if lock and conn.dialect.name == "postgresql" else _KNOWN_BLOBS
+    locked = lock and conn.dialect.name == "postgresql"
+    if len(ds) == 1:
+        row = (_KNOWN_BLOB_LOCKED_P if locked else _KNOWN_BLOB_P).first(conn, {"d": ds[0]})
+        return {row[0]: int(row[1])} if row is not None else {}
+    q = _KNOWN_BLOBS_LOCKED if locked else _KNOWN_BLOBS
     out: dict[str, int] = {}
     for i in range(0, len(ds), 500):
         out.update({r[0]: r[1] for r in conn.execute(q, {"ds": ds[i : i + 500]})})
@@ -259,10 +268,11 @@ def insert_numbered_version(
         return vid, number, None
     provisional = -1 - secrets.randbelow(2**31 - 1)
     vid = insert_version(conn, {**values, "number": provisional}, files, tags, metrics)
-    row = conn.execute(_NUMBER_VERSION_PG, {"mid": model_id, "now": now, "vid": vid}).first()
+    row = _NUMBER_VERSION_PG.first(conn, {"mid": model_id, "now": now, "vid": vid})
     if row is None:  # no audit head yet (a fresh database): the number was still taken
-        return vid, int(conn.execute(_NUMBER_OF, {"vid": vid}).scalar_one()), None
-    return vid, int(row.number), (int(row.seq), str(row.hash))
+        return vid, int(_NUMBER_OF.scalar(conn, {"vid": vid})), None
+    number, seq, head_hash = row
+    return vid, int(number), (int(seq), str(head_hash))
 
 
 def insert_version(
@@ -272,10 +282,10 @@ def insert_version(
     tags: Mapping[str, str],
     metrics: Mapping[str, float],
 ) -> int:
-    vid = int(conn.execute(_INSERT_VERSION, dict(values)).scalar_one())
+    vid = int(_INSERT_VERSION.scalar(conn, values))
     if files:
-        conn.execute(
-            _INSERT_FILES,
+        _INSERT_FILES.executemany(
+            conn,
             [
                 {"version_id": vid, "path": f.path, "digest": f.digest, "size": f.size,
                  "media_type": f.media_type, "role": str(f.role)}
@@ -283,11 +293,11 @@ def insert_version(
             ],
         )
     if tags:
-        conn.execute(_INSERT_TAGS, [{"version_id": vid, "key": k, "value": v} for k, v in tags.items()])
+        _INSERT_TAGS.executemany(
+            conn, [{"version_id": vid, "key": k, "value": v} for k, v in tags.items()])
     if metrics:
-        conn.execute(
-            _INSERT_METRICS, [{"version_id": vid, "name": k, "value": v} for k, v in metrics.items()]
-        )
+        _INSERT_METRICS.executemany(
+            conn, [{"version_id": vid, "name": k, "value": v} for k, v in metrics.items()])
     return vid
 
 
