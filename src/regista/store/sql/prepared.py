@@ -54,17 +54,19 @@ class _Plan:
     sql: str
     names: tuple[str, ...]  # parameter names, in the order the SQL wants them
     keys: tuple[str, ...]  # the names as written in the SQL (named paramstyles)
-    defaults: tuple[Any, ...]  # a bind parameter's own value, or _MISSING when required
-    processors: tuple[_Processor, ...]
+    # (name, own value or _MISSING when required, bind processor) per parameter
+    slots: tuple[tuple[str, Any, _Processor], ...]
     positional: bool
 
     def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
-        values = []
-        for name, default, proc in zip(self.names, self.defaults, self.processors, strict=True):
-            value = params.get(name, default)
+        get = params.get
+        values = [get(name, default) for name, default, _ in self.slots]
+        for i, (name, _, proc) in enumerate(self.slots):
+            value = values[i]
             if value is _MISSING:
                 raise exc.ArgumentError(f"a value is required for bind parameter {name!r}")
-            values.append(proc(value) if proc is not None else value)
+            if proc is not None:
+                values[i] = proc(value)
         if self.positional:
             return tuple(values)
         return dict(zip(self.keys, values, strict=True))
@@ -122,7 +124,9 @@ class Prepared:
         dbapi_conn: Any = conn.connection.driver_connection
         cur = dbapi_conn.cursor()
         sql = plan.sql
-        dispatch = conn.dispatch  # the engine's cursor events still see the statement
+        # The engine's cursor events still see the statement (connection-level listeners,
+        # which Regista never registers, do not).
+        dispatch = conn.engine.dispatch
         try:
             if dispatch.before_cursor_execute:
                 for fn in dispatch.before_cursor_execute:
@@ -194,8 +198,7 @@ class Prepared:
             sql=compiled.string,
             names=tuple(order),
             keys=tuple(escaped.get(n, n) for n in order),
-            defaults=tuple(defaults),
-            processors=tuple(processors),
+            slots=tuple(zip(order, defaults, processors, strict=True)),
             positional=compiled.positional,
         )
         with self._lock:
