@@ -154,3 +154,47 @@ def test_checkpoints_run_off_the_commit_path(tmp_path: Path) -> None:
     assert again is not None and again is not thread and again.is_alive()
     database.dispose()
     assert not again.is_alive()
+
+
+def _checked_out(db: Database) -> int:
+    return int(db.engine.pool.checkedout())  # type: ignore[attr-defined]
+
+
+def test_the_writer_connection_is_kept_between_batches_and_replaced_after_a_failure(
+        db: Database) -> None:
+    seen: list[Any] = []
+    for i in range(3):
+        with db.write() as conn:
+            seen.append(conn)
+            conn.execute(rows.insert().values(id=4000 + i, who=f"k{i}"))
+    assert seen[0] is seen[1] is seen[2]  # one connection, no pool round trip per write
+    assert _checked_out(db) == 1
+
+    fail = threading.Event()
+    fail.set()
+
+    def on_commit(conn: Any) -> None:
+        if fail.is_set():
+            raise RuntimeError("disk full")
+
+    event.listen(db.engine, "commit", on_commit)
+    with pytest.raises(RuntimeError), db.write() as conn:
+        conn.execute(rows.insert().values(id=4100, who="lost"))
+    fail.clear()
+    assert seen[0].closed  # a failed commit's connection went back to the pool (reset)...
+    with db.write() as conn:  # ...and the next batch checks one out afresh
+        assert conn is not seen[0]
+        conn.execute(rows.insert().values(id=4101, who="kept"))
+    assert not _visible(db, "lost") and _visible(db, "kept")
+
+    with pytest.raises(IntegrityError), db.write() as conn:  # a failing unit alone
+        conn.execute(rows.insert().values(id=4101, who="duplicate"))
+    with db.write() as conn:
+        conn.execute(rows.insert().values(id=4102, who="after"))
+    assert _visible(db, "after")
+
+    db.dispose()  # gives the kept connection back
+    assert _checked_out(db) == 0
+    with db.write() as conn:  # and the next write takes a new one
+        conn.execute(rows.insert().values(id=4103, who="again"))
+    assert _visible(db, "again")

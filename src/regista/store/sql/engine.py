@@ -105,6 +105,8 @@ class Database:
     def dispose(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.stop()
+        if self._group is not None:
+            self._group.close()
         self.engine.dispose()
 
 
@@ -144,6 +146,7 @@ class _GroupCommit:
         self._queue_lock = threading.Lock()
         self._queued = 0
         self._batch: _Batch | None = None
+        self._idle: Connection | None = None  # the writer connection between batches
 
     @contextmanager
     def unit(self) -> Iterator[Connection]:
@@ -206,30 +209,52 @@ class _GroupCommit:
             ) from batch.error
 
     def _open(self) -> _Batch:
-        conn = self._engine.connect().execution_options(**{_WRITE: True})
+        # The writer connection stays checked out between batches: a pool checkout and
+        # return per write cost ~0.1 ms of CPU on the benchmark machine.
+        conn, self._idle = self._idle, None
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._engine.connect().execution_options(**{_WRITE: True})
         try:
             conn.begin()  # BEGIN IMMEDIATE (see _sqlite_on_begin)
         except BaseException:
-            conn.close()
+            with suppress(Exception):
+                conn.close()
             raise
         return _Batch(conn)
 
-    @staticmethod
-    def _end(batch: _Batch, *, commit: bool) -> None:
-        """Commit (one fsync for the batch) or roll back, then wake the waiting units."""
+    def _end(self, batch: _Batch, *, commit: bool) -> None:
+        """Commit (one fsync for the batch) or roll back, then wake the waiting units.
+
+        Called with the write lock held. The connection is kept for the next batch only
+        when this went cleanly; after any failure it is closed and the next batch takes a
+        fresh one from the pool.
+        """
+        clean = False
         try:
             if commit:
                 batch.conn.commit()
             else:
                 batch.conn.rollback()
+            clean = batch.error is None
         except BaseException as exc:
             batch.error = batch.error or exc
             with suppress(Exception):
                 batch.conn.rollback()
         finally:
-            with suppress(Exception):
-                batch.conn.close()
+            if clean and not batch.conn.invalidated:
+                self._idle = batch.conn
+            else:
+                with suppress(Exception):
+                    batch.conn.close()
             batch.done.set()
+
+    def close(self) -> None:
+        """Give the kept writer connection back (the engine is being disposed)."""
+        with self._lock:
+            conn, self._idle = self._idle, None
+        if conn is not None:
+            with suppress(Exception):
+                conn.close()
 
 
 class _Checkpointer:
