@@ -61,6 +61,10 @@ async def _send_error(send: Send, status: int, code: str, message: str,
     await send({"type": "http.response.body", "body": body})
 
 
+_BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+_STREAMING_METHODS = frozenset(m for m, _ in STREAMING)
+
+
 class RequestGuard:
     """Give every request an id; refuse oversized or too deeply nested JSON bodies.
 
@@ -82,16 +86,16 @@ class RequestGuard:
         if not rid or not rid.replace("-", "").isalnum():
             rid = secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = rid
+        rid_header = (b"x-request-id", rid.encode())
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+                message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
 
-        path: str = scope["path"]
         method: str = scope["method"]
-        if method in ("GET", "HEAD", "OPTIONS", "DELETE") or is_streaming_upload(method, path):
+        if method in _BODYLESS or (method in _STREAMING_METHODS
+                                   and is_streaming_upload(method, scope["path"])):
             await self.app(scope, receive, send_with_id)
             return
         declared = headers.get(b"content-length")
@@ -107,25 +111,34 @@ class RequestGuard:
                                   {"limit": self.max_body})
                 return
         # Buffer the (bounded) body so we can check it, then replay it downstream.
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body = message.get("body", b"")
-            total += len(body)
-            if total > self.max_body:
-                await _send_error(send_with_id, 413, "payload_too_large",
-                                  f"request body exceeds {self.max_body} bytes",
-                                  {"limit": self.max_body})
-                return
-            chunks.append(body)
-            if not message.get("more_body", False):
-                break
-        raw = b"".join(chunks)
-        ctype = headers.get(b"content-type", b"")
-        if raw and b"json" in ctype:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        raw: bytes = message.get("body", b"")
+        if len(raw) > self.max_body:
+            await _send_error(send_with_id, 413, "payload_too_large",
+                              f"request body exceeds {self.max_body} bytes",
+                              {"limit": self.max_body})
+            return
+        if message.get("more_body", False):  # more than one chunk (the usual body is one)
+            chunks = [raw]
+            total = len(raw)
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                body = message.get("body", b"")
+                total += len(body)
+                if total > self.max_body:
+                    await _send_error(send_with_id, 413, "payload_too_large",
+                                      f"request body exceeds {self.max_body} bytes",
+                                      {"limit": self.max_body})
+                    return
+                chunks.append(body)
+                if not message.get("more_body", False):
+                    break
+            raw = b"".join(chunks)
+        if raw and b"json" in headers.get(b"content-type", b""):
             try:
                 parsed = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
@@ -137,13 +150,9 @@ class RequestGuard:
                                   f"JSON body is nested deeper than {self.max_depth} levels",
                                   {"limit": self.max_depth})
                 return
-        replayed = False
+        replay: list[Message] = [{"type": "http.request", "body": raw, "more_body": False}]
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": raw, "more_body": False}
-            return await receive()
+        async def replayed() -> Message:
+            return replay.pop() if replay else await receive()
 
-        await self.app(scope, replay, send_with_id)
+        await self.app(scope, replayed, send_with_id)
