@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import asof, audit, blobs, registration, search, stall, startup, web
+from bench import ab, asof, audit, blobs, registration, search, stall, startup, web
 from bench.common import ROOT, Context, Scenario, log, machine_info, pg_version
 from bench.report import render
 
@@ -43,8 +43,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="run only these scenarios: " + ", ".join(SCENARIOS))
     p.add_argument("--repeat", type=int, default=3, metavar="N",
                    help="repeats per measurement; medians are reported (default 3)")
-    p.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md",
-                   help="where to write the report (default docs/benchmarks.md)")
+    p.add_argument("--output", type=Path, default=None,
+                   help="where to write the report (default docs/benchmarks.md, or "
+                        "docs/benchmarks-ab.md with --baseline)")
+    p.add_argument("--baseline", metavar="REV", default="",
+                   help="A/B mode: run the scenarios against git revision REV and the working "
+                        "tree, interleaved, and report the ratios (scenarios: "
+                        + ", ".join(ab.AB_SCENARIOS) + ")")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = p.parse_args(argv)
     if not 1 <= args.repeat <= 50:
@@ -54,6 +59,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         p.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     args.names = names or list(SCENARIOS)
+    if args.baseline:
+        names = names or list(ab.AB_SCENARIOS)
+        unfit = [n for n in names if n not in ab.AB_SCENARIOS]
+        if unfit:
+            p.error(f"--baseline compares only {', '.join(ab.AB_SCENARIOS)}, not "
+                    f"{', '.join(unfit)}")
+        args.names = names
+    if args.output is None:
+        args.output = ROOT / "docs" / ("benchmarks-ab.md" if args.baseline else "benchmarks.md")
     return args
 
 
@@ -67,6 +81,19 @@ def main(argv: list[str] | None = None) -> int:
     log(f"scratch directory {tmp}; PostgreSQL {'available' if ctx.pg_available else 'NOT available'}")
     results: list[Scenario] = []
     failed = False
+    if args.baseline:
+        try:
+            gc.collect()
+            gc.freeze()
+            results, text = ab.run(args.names, SCENARIOS, ctx, baseline=args.baseline,
+                                   rounds=args.repeat)
+        finally:
+            if not args.keep:
+                shutil.rmtree(tmp, ignore_errors=True)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+        log(f"wrote {args.output} ({time.monotonic() - t0:.0f} s in all)")
+        return 1 if any(sc.errors for sc in results) else 0
     try:
         for name in args.names:
             log(f"=== {name}")

@@ -57,6 +57,8 @@ class Row:
     target: str = ""
     verdict: str = ""  # PASS | MISS | "" (informational)
     spread: str = ""  # min-max over repeats
+    values: list[float] = field(default_factory=list)  # per repeat (for A/B comparisons)
+    fmt: Callable[[float], str] | None = None
 
 
 @dataclass
@@ -100,7 +102,7 @@ class Scenario:
         med = statistics.median(vals)
         spread = f"{fmt(min(vals))} - {fmt(max(vals))}" if len(vals) > 1 else ""
         verdict = ("PASS" if ok(med) else "MISS") if ok is not None else ""
-        self.rows.append(Row(metric, fmt(med), target, verdict, spread))
+        self.rows.append(Row(metric, fmt(med), target, verdict, spread, vals, fmt))
         return med
 
 
@@ -267,9 +269,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# A/B runs (``--baseline``): the source tree whose code the servers run, when not ours.
+SERVER_SOURCE: Path | None = None
+
+
 def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a server subprocess: ours minus any REGISTA_*, plus the bench's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTA_")}
+    if SERVER_SOURCE is not None:
+        env["PYTHONPATH"] = str(SERVER_SOURCE)
     env.update({
         "REGISTA_AUTH_MODE": "local",
         "REGISTA_SECRET_KEY": SECRET,
