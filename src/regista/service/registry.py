@@ -309,7 +309,7 @@ class RegistryService:
         protected = self.hooks.protected_aliases()
         try:
             with self.db.write() as conn:
-                row = q.model_row(conn, normalize_name(model))
+                row = q.model_for_write(conn, normalize_name(model))
                 if row is None:
                     if not create_model:
                         raise NotFound(f"model {model!r} not found (pass create_model to "
@@ -317,7 +317,7 @@ class RegistryService:
                     self.authz.require(actor, Permission.MODEL_CREATE)
                     self._insert_model(conn, actor,
                                        self._new_model_values(actor, model, "", None, None), {})
-                    row = q.model_row(conn, normalize_name(model))
+                    row = q.model_for_write(conn, normalize_name(model))
                     assert row is not None
                 self.authz.require(actor, Permission.VERSION_REGISTER, model=row.normalized_name,
                                    team=row.owner_team)

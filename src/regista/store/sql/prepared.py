@@ -27,6 +27,13 @@ misuse fails in tests, not in production):
 The engine's ``before_cursor_execute`` and ``after_cursor_execute`` listeners are still
 called (with no execution context; a listener's return value is ignored), so tests and
 instrumentation that watch statements see these too; ``echo`` logging does not.
+On PostgreSQL each of these statements is also a server-side prepared statement (per
+connection, made on first use), so the server parses and plans it once. Regista turns
+psycopg's automatic preparation off for everything else (``prepare_threshold=None``: a
+generic plan can be many times slower for a selective search), but the statements here
+are primary-key and unique-key lookups and single-row writes, whose plan never depends
+on the values.
+
 Driver errors are wrapped the way SQLAlchemy wraps them (``sqlalchemy.exc.IntegrityError``
 and friends), and a connection the driver reports as lost is invalidated, so callers and
 the pool see what they would have seen through ``Connection.execute``.
@@ -57,6 +64,7 @@ class _Plan:
     # (name, own value or _MISSING when required, bind processor) per parameter
     slots: tuple[tuple[str, Any, _Processor], ...]
     positional: bool
+    server_prepared: bool  # PostgreSQL: a server-side prepared statement per connection
 
     def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         get = params.get
@@ -133,6 +141,8 @@ class Prepared:
                     fn(conn, cur, sql, bound, None, many)
             if many:
                 cur.executemany(sql, bound)
+            elif plan.server_prepared:
+                cur.execute(sql, bound, prepare=True)
             else:
                 cur.execute(sql, bound)
             if dispatch.after_cursor_execute:
@@ -200,6 +210,7 @@ class Prepared:
             keys=tuple(escaped.get(n, n) for n in order),
             slots=tuple(zip(order, defaults, processors, strict=True)),
             positional=compiled.positional,
+            server_prepared=dialect.name == "postgresql",
         )
         with self._lock:
             self._plans.setdefault(dialect, {})[key] = plan

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -99,6 +100,34 @@ _INSERT_VERSION = Prepared(insert(versions).returning(versions.c.id))
 _INSERT_FILES = Prepared(insert(version_files))
 _INSERT_TAGS = Prepared(insert(version_tags))
 _INSERT_METRICS = Prepared(insert(version_metrics))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelForWrite:
+    """What a registration needs of its model's row (see :func:`model_for_write`)."""
+
+    id: int
+    name: str
+    normalized_name: str
+    owner_team: str | None
+    archived: bool
+
+
+# The columns a registration reads, all plain for the driver (the flag as an integer),
+# so the read can be a Prepared statement.
+_MODEL_FOR_WRITE = Prepared(
+    select(models.c.id, models.c.name, models.c.normalized_name, models.c.owner_team,
+           cast(models.c.archived, Integer).label("archived"))
+    .where(models.c.normalized_name == bindparam("n"))
+)
+
+
+def model_for_write(conn: Connection, normalized: str) -> ModelForWrite | None:
+    row = _MODEL_FOR_WRITE.first(conn, {"n": normalized})
+    if row is None:
+        return None
+    mid, name, norm, team, archived = row
+    return ModelForWrite(int(mid), name, norm, team, bool(archived))
 
 
 def model_row(conn: Connection, normalized: str, *, for_update: bool = False) -> Row[Any] | None:
