@@ -70,6 +70,14 @@ def test_idempotency_key_returns_same_version(api):
     assert api.get("/api/v1/models/m").json()["latest_version"] == 1
 
 
+def test_an_archived_model_takes_no_new_version(api):
+    register(api, "m")
+    assert api.post("/api/v1/models/m/archive").status_code == 200
+    r = register(api, "m", {"model.bin": b"after archiving"}, expect=409)
+    assert "archived" in r["error"]["message"]
+    assert api.get("/api/v1/models/m").json()["latest_version"] == 1
+
+
 def test_unuploaded_blob_is_refused_and_no_number_is_used(api):
     api.post("/api/v1/models", json={"name": "m"})
     ghost = hashlib.sha256(b"never uploaded").hexdigest()
