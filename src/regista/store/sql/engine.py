@@ -270,7 +270,11 @@ class _Checkpointer:
     happens before the commit returns, whatever the checkpoints do.
     """
 
-    DELAY_SECONDS = 0.02  # let a burst of commits accumulate before copying
+    # Let commits accumulate before copying: the hot pages (indexes, counters, the audit
+    # head) are rewritten by nearly every commit, and one checkpoint copies each once.
+    # At 20 ms the checkpoints cost ~0.25 ms of CPU per sequential registration; at
+    # 200 ms, ~0.04 ms. The WAL holds at most that much more between checkpoints.
+    DELAY_SECONDS = 0.2
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
