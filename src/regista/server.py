@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -33,26 +34,43 @@ class _Config(uvicorn.Config):
         return sock
 
 
-def prepare(settings: Settings, *, run_migrations: bool = True, isolated: bool = False) -> None:
+def prepare(settings: Settings, *, run_migrations: bool = True, isolated: bool = False,
+            meanwhile: Callable[[], object] | None = None) -> None:
     """Create the data directory and bring the schema up to date.
 
     ``isolated`` runs the migrations in a forked child process (where ``fork`` exists):
     Alembic and the migration run would otherwise stay resident in a long-lived server
-    for good (~8 MiB). Only fork while the process has no other threads.
+    for good (~8 MiB). Only fork while the process has no other threads. ``meanwhile``
+    runs in this process while the child migrates (start-up work that needs no schema).
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if not run_migrations:
+        if meanwhile is not None:
+            meanwhile()
         return
     url = settings.resolved_database_url()
     if isolated and "fork" in multiprocessing.get_all_start_methods():
         child = multiprocessing.get_context("fork").Process(
             target=_upgrade, args=(url,), name="regista-migrate")
         child.start()
-        child.join()
+        try:
+            if meanwhile is not None:
+                meanwhile()
+        finally:
+            child.join()
         if child.exitcode != 0:
             raise SystemExit(f"regista: the schema migration failed (exit code {child.exitcode})")
     else:
         _upgrade(url)
+        if meanwhile is not None:
+            meanwhile()
+
+
+def _import_app() -> object:
+    """Import the app's modules (about half of a start-up), e.g. while migrations run."""
+    import regista.api.app
+
+    return regista.api.app
 
 
 def _upgrade(url: str) -> None:
@@ -85,7 +103,10 @@ def create_server_app() -> FastAPI:
 
 def serve(settings: Settings, *, run_migrations: bool = True) -> None:
     """Serve the API and web UI until interrupted."""
-    prepare(settings, run_migrations=run_migrations, isolated=True)
+    # One process: import the app while the migration child runs (both take a core).
+    # Several: the supervisor only supervises, and the workers import for themselves.
+    prepare(settings, run_migrations=run_migrations, isolated=True,
+            meanwhile=_import_app if settings.workers <= 1 else None)
     # Workers are separate processes: they read their settings from the environment.
     for name, value in settings.model_dump(mode="json").items():
         if value is not None:

@@ -75,3 +75,35 @@ def test_a_server_process_freezes_its_start_up_objects_for_the_gc(tmp_path: Path
     frozen, walked = map(int, done.stdout.split())
     assert frozen > 100_000
     assert walked < frozen / 100
+
+
+def test_start_up_imports_the_app_while_the_child_migrates(tmp_path: Path) -> None:
+    # `regista serve` (one process) overlaps the app's imports with the migration child;
+    # the migration still completes before prepare() returns, and a failure of the work
+    # done meanwhile still waits for the child and reaches the caller.
+    done = run_python("""
+        import os, sys
+        from regista.config import Settings
+        from regista.server import _import_app, prepare
+        seen = []
+        def meanwhile():
+            seen.append(os.getpid())
+            _import_app()
+        prepare(Settings(), isolated=True, meanwhile=meanwhile)
+        print(seen == [os.getpid()], "regista.api.app" in sys.modules, "alembic" in sys.modules)
+        def broken():
+            raise RuntimeError("import failed")
+        try:
+            prepare(Settings(), isolated=True, meanwhile=broken)
+        except RuntimeError as exc:
+            print("raised", exc, __import__("multiprocessing").active_children())
+    """, tmp_path)
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.strip().splitlines()
+    assert first == "True True False"  # ran here, imported the app, and no Alembic here
+    assert second == "raised import failed []"
+    db = Database(f"sqlite:///{tmp_path / 'data' / 'regista.db'}")
+    try:
+        assert migrate.is_current(db)
+    finally:
+        db.dispose()
