@@ -137,30 +137,38 @@ def insert_event(conn: Connection, values: Mapping[str, Any]) -> int:
 # --------------------------------------------------------------------------- as of
 
 
+def _join_last_event(left: Any, dialect: str, *, env: Any, model: Any, at: Any,
+                     columns: tuple[str, ...], outer: bool) -> tuple[Any, Any]:
+    """``left`` joined to the last deployment event of (``env``, ``model``) at or before
+    ``at``: one backward index seek. Returns (the join, the event's selectable).
+
+    PostgreSQL runs the seek as a LATERAL subquery (once per row of ``left``) returning
+    the event's ``columns`` itself; SQLite as a correlated subquery in the join condition,
+    whose event row is then read by primary key.
+    """
+    inner = de.alias("latest")
+    where = (inner.c.environment_id == env, inner.c.model_id == model, inner.c.at <= at)
+    order = (inner.c.at.desc(), inner.c.id.desc())
+    join = left.outerjoin if outer else left.join
+    if dialect == "postgresql":
+        event = (select(*(inner.c[c] for c in columns))
+                 .where(*where).order_by(*order).limit(1).lateral("latest_event"))
+        return join(event, true()), event
+    seek = select(inner.c.id).where(*where).order_by(*order).limit(1)
+    return join(de, de.c.id == seek.correlate(left).scalar_subquery()), de
+
+
 def _served_at_statement(dialect: str) -> Any:
     """The "as of" statement, built once per dialect (building it costs more than running it).
 
-    For each model of ``environment_models`` a subquery seeks the last event of (E, M) at
-    or before ``:at`` (one backward index seek per model), joined by primary key to its
-    version and model. PostgreSQL runs the seek as a LATERAL subquery (evaluated once per
-    model) that returns the event's columns itself; SQLite as a correlated subquery in the
-    join condition, whose row is then read by primary key.
+    For each model of ``environment_models``, the last event of (E, M) at or before
+    ``:at`` (:func:`_join_last_event`), joined by primary key to its version and model.
     """
     em = environment_models
-    inner = de.alias("latest")
     at = bindparam("at", type_=UTCDateTime())
-    where = (inner.c.environment_id == em.c.environment_id, inner.c.model_id == em.c.model_id,
-             inner.c.at <= at)
-    order = (inner.c.at.desc(), inner.c.id.desc())
-    event: Any
-    if dialect == "postgresql":
-        event = (select(inner.c.version_id, inner.c.at, inner.c.recorded_by, inner.c.note)
-                 .where(*where).order_by(*order).limit(1).lateral("latest_event"))
-        source = em.join(event, true())
-    else:
-        seek = select(inner.c.id).where(*where).order_by(*order).limit(1)
-        event = de
-        source = em.join(de, de.c.id == seek.correlate(em).scalar_subquery())
+    source, event = _join_last_event(
+        em, dialect, env=em.c.environment_id, model=em.c.model_id, at=at,
+        columns=("version_id", "at", "recorded_by", "note"), outer=False)
     # Columns in the order of a Deployment's fields after its environment.
     return (
         select(models.c.name, versions.c.number, versions.c.digest, versions.c.stage,
@@ -192,21 +200,10 @@ def _served_one_statement(dialect: str) -> Any:
     None: no event by then, an *end* event, or a version that is gone), and with NULL
     stage columns when the version had no stage change by then.
     """
-    inner = de.alias("latest")
     at = bindparam("at", type_=UTCDateTime())
-    where = (inner.c.environment_id == bindparam("env_id"), inner.c.model_id == models.c.id,
-             inner.c.at <= at)
-    order = (inner.c.at.desc(), inner.c.id.desc())
-    event: Any
-    if dialect == "postgresql":
-        event = (select(inner.c.id, inner.c.version_id, inner.c.at, inner.c.recorded_by,
-                        inner.c.note)
-                 .where(*where).order_by(*order).limit(1).lateral("latest_event"))
-        source = models.outerjoin(event, true())
-    else:
-        seek = select(inner.c.id).where(*where).order_by(*order).limit(1)
-        event = de
-        source = models.outerjoin(de, de.c.id == seek.correlate(models).scalar_subquery())
+    source, event = _join_last_event(
+        models, dialect, env=bindparam("env_id"), model=models.c.id, at=at,
+        columns=("id", "version_id", "at", "recorded_by", "note"), outer=True)
     se = stage_events.c
     return (
         select(models.c.name.label("model_name"), models.c.normalized_name,
