@@ -59,9 +59,9 @@ _MISSING: Any = object()
 @dataclass(frozen=True, slots=True)
 class _Plan:
     sql: str
-    names: tuple[str, ...]  # parameter names, in the order the SQL wants them
-    keys: tuple[str, ...]  # the names as written in the SQL (named paramstyles)
-    # (name, own value or _MISSING when required, bind processor) per parameter
+    keys: tuple[str, ...]  # the parameter names as written in the SQL (named paramstyles)
+    # (name, own value or _MISSING when required, bind processor) per parameter, in the
+    # order the SQL wants them
     slots: tuple[tuple[str, Any, _Processor], ...]
     positional: bool
     server_prepared: bool  # PostgreSQL: a server-side prepared statement per connection
@@ -206,7 +206,6 @@ class Prepared:
             processors.append(bp.type.dialect_impl(dialect).bind_processor(dialect))
         plan = _Plan(
             sql=compiled.string,
-            names=tuple(order),
             keys=tuple(escaped.get(n, n) for n in order),
             slots=tuple(zip(order, defaults, processors, strict=True)),
             positional=compiled.positional,
