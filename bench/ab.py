@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench import common
 from bench.common import ROOT, Context, Scenario, log
-from bench.report import _table
+from bench.report import markdown_table
 
 AB_SCENARIOS = ("sequential", "concurrent", "startup", "stall")
 
@@ -98,7 +98,7 @@ def _render(names: Sequence[str], titles: dict[str, str], sides: list[_Side], *,
         "",
         "## Machine",
         "",
-        *_table(["", ""], [[k, v] for k, v in common.machine_info().items()]),
+        *markdown_table(["", ""], [[k, v] for k, v in common.machine_info().items()]),
         "",
     ]
     for name in names:
@@ -113,6 +113,6 @@ def _render(names: Sequence[str], titles: dict[str, str], sides: list[_Side], *,
             rows.append([key[1], fmt(b), fmt(w), f"{w / b:.2f}x" if b else "—",
                          f"{fmt(min(work.values[key]))} - {fmt(max(work.values[key]))}"])
         lines += [f"## {titles.get(name, name)}", "",
-                  *_table(["Metric", "Baseline", "Working tree", "Ratio (tree / baseline)",
+                  *markdown_table(["Metric", "Baseline", "Working tree", "Ratio (tree / baseline)",
                            "Working tree range"], rows), ""]
     return "\n".join(lines) + "\n"

@@ -12,7 +12,7 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     out = ["| " + " | ".join(_cell(h) for h in header) + " |",
            "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
@@ -44,7 +44,7 @@ def render(scenarios: Sequence[Scenario], *, machine: dict[str, str], command: s
         "",
         "## Machine",
         "",
-        *_table(["", ""], [[k, v] for k, v in machine.items()]),
+        *markdown_table(["", ""], [[k, v] for k, v in machine.items()]),
         "",
         "The machine has 2 cores shared by the server processes and the harness's own "
         "clients, and is noisy: compare ratios measured within one run rather than "
@@ -62,7 +62,7 @@ def render(scenarios: Sequence[Scenario], *, machine: dict[str, str], command: s
             if row.verdict:
                 summary.append([f"{sc.title}: {row.metric}", row.target, row.measured,
                                 _verdict(row.verdict)])
-    lines += _table(["Scenario / metric", "Target", "Measured", "Result"], summary)
+    lines += markdown_table(["Scenario / metric", "Target", "Measured", "Result"], summary)
     for sc in scenarios:
         lines += ["", f"## {sc.title} (issue {sc.issue})", ""]
         if sc.skipped:
@@ -70,13 +70,13 @@ def render(scenarios: Sequence[Scenario], *, machine: dict[str, str], command: s
         if sc.method:
             lines += [sc.method, ""]
         if sc.rows:
-            lines += _table(["Metric", "Target", "Measured (median)", "Range over repeats",
+            lines += markdown_table(["Metric", "Target", "Measured (median)", "Range over repeats",
                              "Result"],
                             [[r.metric, r.target or "—", r.measured, r.spread or "—",
                               _verdict(r.verdict) or "—"] for r in sc.rows])
             lines.append("")
         for t in sc.tables:
-            lines += [f"**{t.title}**", "", *_table(t.header, t.rows), ""]
+            lines += [f"**{t.title}**", "", *markdown_table(t.header, t.rows), ""]
         for note in sc.notes:
             lines.append(f"- {note}")
         if sc.notes:
