@@ -9,12 +9,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from regista.api.deps import ActorDep, ServicesDep, rule
+from regista.api.lean import LeanRoute
 from regista.api.responses import JSON
 from regista.service.access import Permission
 from regista.service.audit import AuditEvent, EventFilter, checkpoints_from_json, make_filter
 from regista.service.clock import parse_instant
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"], route_class=LeanRoute)
 
 
 class _Error(BaseModel):

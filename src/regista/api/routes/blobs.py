@@ -10,13 +10,14 @@ from fastapi.responses import StreamingResponse
 from regista.api import schemas as s
 from regista.api.deps import ActorDep, ServicesDep, rule
 from regista.api.downloads import stream_blob
+from regista.api.lean import LeanRoute
 from regista.api.responses import JSON
 from regista.api.streams import consume_body
 from regista.domain.names import validate_digest
 from regista.errors import BadRequest, RangeNotSatisfiable
 from regista.service.access import Permission
 
-router = APIRouter(prefix="/api/v1", tags=["blobs"])
+router = APIRouter(prefix="/api/v1", tags=["blobs"], route_class=LeanRoute)
 ERRORS: dict[int | str, dict[str, Any]] = {
     c: {"model": s.ErrorOut} for c in (400, 401, 403, 404, 409, 411, 413, 416, 422)
 }

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from regista.api.deps import ActorDep, ServicesDep, rule
+from regista.api.lean import LeanRoute
 from regista.api.responses import JSON
 from regista.domain.names import VersionRef
 from regista.errors import Invalid
@@ -24,7 +25,7 @@ from regista.service.deployments import (
     deployment_json,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["deployments"])
+router = APIRouter(prefix="/api/v1", tags=["deployments"], route_class=LeanRoute)
 
 
 class _Error(BaseModel):

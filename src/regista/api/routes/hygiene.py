@@ -9,11 +9,12 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from regista.api.deps import ActorDep, ServicesDep, rule
+from regista.api.lean import LeanRoute
 from regista.api.responses import JSON
 from regista.service.access import Permission
 from regista.service.hygiene import DEFAULT_GRACE_SECONDS, DEFAULT_LIMIT, DEFAULT_VERIFY_WINDOW, MAX_LIMIT
 
-router = APIRouter(prefix="/api/v1/hygiene", tags=["hygiene"])
+router = APIRouter(prefix="/api/v1/hygiene", tags=["hygiene"], route_class=LeanRoute)
 
 
 class _Error(BaseModel):

@@ -10,12 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from regista.api import schemas as s
 from regista.api.deps import AUTHENTICATED, ActorDep, ServicesDep, rule
+from regista.api.lean import LeanRoute
 from regista.api.responses import JSON
 from regista.domain.models import PrincipalKind
 from regista.service.access import Permission
 from regista.service.identity import ApiToken, IssuedToken, Principal, RoleBinding, WhoAmI
 
-router = APIRouter(prefix="/api/v1", tags=["identity"])
+router = APIRouter(prefix="/api/v1", tags=["identity"], route_class=LeanRoute)
 ERRORS: dict[int | str, dict[str, Any]] = {
     c: {"model": s.ErrorOut} for c in (400, 401, 403, 404, 409, 422)
 }

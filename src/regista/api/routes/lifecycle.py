@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from regista.api.deps import ActorDep, ServicesDep, rule
+from regista.api.lean import LeanRoute
 from regista.api.responses import JSON
 from regista.api.schemas import ErrorOut, model_out
 from regista.domain.policy import (
@@ -23,7 +24,7 @@ from regista.service.access import Permission
 from regista.service.clock import parse_instant
 from regista.service.policy import CurrentPolicy, PolicyApplied, PolicyVersionInfo
 
-router = APIRouter(prefix="/api/v1", tags=["lifecycle"])
+router = APIRouter(prefix="/api/v1", tags=["lifecycle"], route_class=LeanRoute)
 ERRORS: dict[int | str, dict[str, Any]] = {
     c: {"model": ErrorOut} for c in (400, 401, 403, 404, 409, 422)
 }

@@ -10,13 +10,14 @@ from fastapi.responses import StreamingResponse
 from regista.api import schemas as s
 from regista.api.deps import ActorDep, ServicesDep, rule
 from regista.api.downloads import stream_blob
+from regista.api.lean import LeanRoute
 from regista.api.responses import JSON
 from regista.domain.names import normalize_name
 from regista.service.access import Permission
 from regista.service.clock import parse_instant
 from regista.service.registry import NewFile
 
-router = APIRouter(prefix="/api/v1", tags=["models"])
+router = APIRouter(prefix="/api/v1", tags=["models"], route_class=LeanRoute)
 ERRORS: dict[int | str, dict[str, Any]] = {
     c: {"model": s.ErrorOut} for c in (400, 401, 403, 404, 409, 413, 416, 422)
 }

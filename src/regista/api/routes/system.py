@@ -6,9 +6,10 @@ from fastapi import APIRouter, Response
 
 from regista import __version__
 from regista.api.deps import AUTHENTICATED, PUBLIC, ServicesDep, rule
+from regista.api.lean import LeanRoute
 from regista.api.responses import JSON
 
-router = APIRouter(prefix="/api/v1", tags=["system"])
+router = APIRouter(prefix="/api/v1", tags=["system"], route_class=LeanRoute)
 
 
 @router.get("/health", dependencies=[rule(PUBLIC)])
