@@ -203,6 +203,8 @@ def test_the_plan_fills_parameters_as_fastapi_does() -> None:
         # used twice runs once (FastAPI's per-request cache).
         assert r.json() == {"key": "k1", "n": 3, "who": "someone", "again": "someone",
                             "mode": "fast", "limit": 7, "calls": ["guard", "who"]}
+        r = client.post("/sync/k2", json={"n": 1})  # absent header and query: defaults
+        assert (r.json()["mode"], r.json()["limit"]) == (None, 5)
         assert client.get("/async/12").json() == {"n": 12}
         for bad in (client.post("/sync/k1?limit=0", json={"n": 1}),
                     client.post("/sync/k1", json={"n": "x"}),

@@ -22,7 +22,7 @@ from __future__ import annotations
 import inspect
 import types
 import typing
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,9 +49,27 @@ class _Dependency:
 
 
 @dataclass(frozen=True)
+class _Param:
+    """A path, query or header parameter.
+
+    ``key`` is set when the parameter has no alias configuration (the request key is
+    its name, dashed for a header). Then an absent optional parameter takes its default
+    (``default_ok``: None, not validated) and a present one is used as it is when it is
+    a string without constraints (``as_is``) - exactly what FastAPI's conversion gives.
+    Everything else goes through FastAPI's own ``request_params_to_args``.
+    """
+
+    where: str  # "path", "query" or "header"
+    field: Any
+    key: str | None
+    as_is: bool
+    default_ok: bool
+
+
+@dataclass(frozen=True)
 class _Plan:
     dependencies: tuple[_Dependency, ...]
-    params: tuple[tuple[str, Sequence[Any]], ...]  # (where, fields): path, query, header
+    params: tuple[_Param, ...]
     body_name: str | None
     body_model: type[BaseModel] | None
     request_name: str | None
@@ -117,12 +135,25 @@ def _plan_for(dependant: Any, embed_body: bool) -> _Plan | None:
                 and field.field_info.is_required()):
             return None
         body_name, body_model = field.name, annotation
-    params = tuple((where, fields) for where, fields in (
+    params = tuple(_param(where, f) for where, fields in (
         ("path", dependant.path_params), ("query", dependant.query_params),
-        ("header", dependant.header_params)) if fields)
+        ("header", dependant.header_params)) for f in fields)
     return _Plan(dependencies=tuple(deps), params=params, body_name=body_name,
                  body_model=body_model, request_name=dependant.request_param_name,
                  call=call, is_async=inspect.iscoroutinefunction(call))
+
+
+def _param(where: str, field: Any) -> _Param:
+    info = field.field_info
+    key: str | None = None
+    if info.alias is None and info.validation_alias is None:
+        key = field.name
+        if where == "header" and getattr(info, "convert_underscores", True):
+            key = key.replace("_", "-")
+    as_is = not info.metadata and info.annotation in (str, str | None)
+    default_ok = (not info.is_required() and info.default_factory is None
+                  and not info.validate_default and info.get_default() is None)
+    return _Param(where=where, field=field, key=key, as_is=as_is, default_ok=default_ok)
 
 
 def _simple_dependency(sub: Any) -> _Dependency | None:
@@ -179,10 +210,19 @@ def _lean_handler(plan: _Plan, full: Handler, provider: Any) -> Handler:
                 value = cache[dep.call] = await dep.call(request)
             if dep.name is not None:
                 kwargs[dep.name] = value
-        for where, fields in plan.params:
-            source = (request.path_params if where == "path"
-                      else request.query_params if where == "query" else request.headers)
-            values, errors = request_params_to_args(fields, source)
+        for param in plan.params:
+            source: Mapping[str, Any] = (
+                request.path_params if param.where == "path"
+                else request.query_params if param.where == "query" else request.headers)
+            if param.key is not None:
+                value = source.get(param.key)
+                if value is None and param.default_ok:
+                    kwargs[param.field.name] = None
+                    continue
+                if value is not None and param.as_is:
+                    kwargs[param.field.name] = value
+                    continue
+            values, errors = request_params_to_args([param.field], source)
             if errors:
                 return await full(request)
             kwargs.update(values)
