@@ -21,6 +21,7 @@ from bench.report import render
 SCENARIOS: dict[str, Callable[[Context], Scenario]] = {
     "sequential": registration.sequential,
     "concurrent": registration.concurrent,
+    "ceiling": registration.ceiling,
     "search": search.run,
     "blobs": blobs.run,
     "startup": startup.run,

@@ -17,6 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -144,13 +145,127 @@ def sequential(ctx: Context) -> Scenario:
     sc.notes.append("MLflow 3.17 on this machine (issue 2): ~89 registrations/s, p50 11 ms; "
                     "18/s over reused connections (the 40 ms Nagle stall).")
     sc.notes.append(
-        "Where a sequential registration's time goes (measured separately on this machine, "
-        "in-process, no HTTP; see docs/decisions.md): the service takes ~0.75 ms p50, of "
-        "which the commit is ~0.30 ms (~0.1 ms writing the registration's ~13 WAL pages and "
-        "~0.2 ms fsync; not durable, `synchronous=NORMAL` would make it 0.11 ms). The HTTP "
-        "stack adds ~0.3 ms, the thread hop ~0.1 ms, and the client its own CPU: compare the "
-        "httpx and lean-client rows. Sequentially, every registration pays its own fsync; "
-        "concurrent ones share it (group commit).")
+        "Where a sequential registration's time goes, measured in the same run: the "
+        "'ceiling' scenario (`--only ceiling`). Sequentially, every registration pays its "
+        "own fsync; concurrent ones share it (group commit).")
+    return sc
+
+
+# --------------------------------------------------------------------------- ceiling
+
+
+def _post_run(client: Any, path: str, bodies: list[dict[str, Any]],
+              server: Server) -> dict[str, float]:
+    latencies: list[int] = []
+    cpu0 = server.cpu_seconds()
+    t_start = time.perf_counter_ns()
+    for body in bodies:
+        t0 = time.perf_counter_ns()
+        r = client.post(path, json=body)
+        latencies.append(time.perf_counter_ns() - t0)
+        if r.status_code != 200:
+            raise RuntimeError(f"trivial app answered {r.status_code}")
+    wall = (time.perf_counter_ns() - t_start) / 1e9
+    st = LatencyStats.of(latencies)
+    return {"throughput": len(bodies) / wall, "p50": st.p50,
+            "server_cpu_ms": (server.cpu_seconds() - cpu0) / len(bodies) * 1000}
+
+
+def _service_run(n: int, seed: int, tmp: Path) -> dict[str, float]:
+    """Registrations straight into the service (no HTTP), as the server does them."""
+    import hashlib
+    import os
+
+    from regista.config import Settings
+    from regista.server import prepare
+    from regista.service.container import build_services
+    from regista.service.registry import NewFile
+
+    settings = Settings(data_dir=tmp, secret_key="bench-ceiling", auth_mode="local")
+    prepare(settings)
+    svc = build_services(settings)
+    try:
+        actor = svc.identity.local_actor()
+        svc.registry.create_model(actor, "ceiling")
+        data = b"\x00model-bytes" * 93
+        digest = hashlib.sha256(data).hexdigest()
+        svc.blobs.put(actor, digest, len(data), [data])
+        rng = random.Random(seed)
+        bodies = [registration_body(i, digest, len(data), rng) for i in range(n + 50)]
+
+        def one(body: dict[str, Any]) -> None:
+            files = [NewFile(path=f["path"], digest=f["sha256"], size=f["size"],
+                             role=f["role"], media_type=f["media_type"])
+                     for f in body["files"]]
+            svc.registry.register_version(actor, "ceiling", files=files,
+                                          metadata=body["metadata"], tags=body["tags"])
+
+        for body in bodies[:50]:
+            one(body)
+        latencies: list[int] = []
+        cpu0 = os.times()
+        t_start = time.perf_counter_ns()
+        for body in bodies[50:]:
+            t0 = time.perf_counter_ns()
+            one(body)
+            latencies.append(time.perf_counter_ns() - t0)
+        wall = (time.perf_counter_ns() - t_start) / 1e9
+        cpu1 = os.times()
+        cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+        return {"throughput": n / wall, "p50": LatencyStats.of(latencies).p50,
+                "cpu_ms": cpu / n * 1000}
+    finally:
+        svc.close()
+
+
+def ceiling(ctx: Context) -> Scenario:
+    """What the sequential target leaves for Regista on this machine, measured."""
+    import sys
+
+    sc = Scenario("registration-ceiling", "Sequential registration: the machine's ceiling", 2)
+    n = ctx.size(2000, 200)
+    sc.method = (
+        f"The sequential registration scenario's {n} requests (same bodies, same clients, "
+        "one reused connection) sent to bare `uvicorn` serving a five-line ASGI app that "
+        "answers without reading them (bench/trivial_app.py; uvloop and httptools, as "
+        "`regista serve`): the throughput no Python server under uvicorn can pass with "
+        "that client on this machine. Then the same registrations straight into Regista's "
+        "service in this process (no HTTP, SQLite, durable commits): what the registry "
+        f"itself costs. {ctx.repeat} repeats, medians reported."
+    )
+    uv = [sys.executable, "-m", "uvicorn", "bench.trivial_app:app", "--host", "127.0.0.1",
+          "--port", "{port}", "--log-level", "warning", "--no-access-log"]
+    data = ctx.tmpdir("reg-ceiling")
+    rng = random.Random(7)
+    bodies = [registration_body(i, "0" * 64, 1024, rng) for i in range(n)]
+    runs: dict[str, list[dict[str, float]]] = {REUSED: [], LEAN: []}
+    service: list[dict[str, float]] = []
+    with Server(data / "bare", argv=uv, name="bare-uvicorn") as server:
+        for rep in range(ctx.repeat):
+            for mode in (REUSED, LEAN):
+                with MODES[mode](server.url) as c:
+                    _post_run(c, "/x", bodies[:100], server)  # warm-up
+                    runs[mode].append(_post_run(c, "/x", bodies, server))
+                log(f"ceiling {mode} rep {rep}: {runs[mode][-1]['throughput']:.0f}/s")
+    for rep in range(ctx.repeat):
+        (data / f"service-{rep}").mkdir()
+        service.append(_service_run(n, rep, data / f"service-{rep}"))
+        log(f"ceiling service-only rep {rep}: {service[-1]['throughput']:.0f}/s")
+    for mode in (REUSED, LEAN):
+        rs = runs[mode]
+        sc.add(f"Bare uvicorn, no work: throughput, {mode}", [r["throughput"] for r in rs],
+               per_s)
+        sc.add(f"Bare uvicorn, no work: p50, {mode}", [r["p50"] for r in rs], ms)
+        sc.add(f"Bare uvicorn, no work: server CPU per request, {mode}",
+               [r["server_cpu_ms"] for r in rs], ms)
+    sc.add("Service only, no HTTP: registrations/s", [r["throughput"] for r in service], per_s)
+    sc.add("Service only, no HTTP: p50", [r["p50"] for r in service], ms)
+    sc.add("Service only, no HTTP: CPU per registration", [r["cpu_ms"] for r in service], ms)
+    sc.notes.append(
+        "Read with the sequential scenario: 1,000 registrations/s is 1 ms per request, "
+        "client included. The first rows are that budget's floor with no work at all; the "
+        "service rows are the registry's work (validation, SQL, the audit chain, a durable "
+        "commit) without HTTP.")
     return sc
 
 
