@@ -288,6 +288,11 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+# bare uvicorn serving the five-line app (bench/trivial_app.py): the contrast case
+BARE_UVICORN = [sys.executable, "-m", "uvicorn", "bench.trivial_app:app", "--host", "127.0.0.1",
+                "--port", "{port}", "--log-level", "warning", "--no-access-log"]
+
+
 def regista_command() -> list[str]:
     script = BIN / "regista"
     if script.exists():

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from bench.common import (
+    BARE_UVICORN,
     Context,
     LatencyStats,
     Row,
@@ -220,8 +221,6 @@ def _service_run(n: int, seed: int, tmp: Path) -> dict[str, float]:
 
 def ceiling(ctx: Context) -> Scenario:
     """What the sequential target leaves for Regista on this machine, measured."""
-    import sys
-
     sc = Scenario("registration-ceiling", "Sequential registration: the machine's ceiling", 2)
     n = ctx.size(2000, 200)
     sc.method = (
@@ -233,14 +232,12 @@ def ceiling(ctx: Context) -> Scenario:
         "service in this process (no HTTP, SQLite, durable commits): what the registry "
         f"itself costs. {ctx.repeat} repeats, medians reported."
     )
-    uv = [sys.executable, "-m", "uvicorn", "bench.trivial_app:app", "--host", "127.0.0.1",
-          "--port", "{port}", "--log-level", "warning", "--no-access-log"]
     data = ctx.tmpdir("reg-ceiling")
     rng = random.Random(7)
     bodies = [registration_body(i, "0" * 64, 1024, rng) for i in range(n)]
     runs: dict[str, list[dict[str, float]]] = {REUSED: [], LEAN: []}
     service: list[dict[str, float]] = []
-    with Server(data / "bare", argv=uv, name="bare-uvicorn") as server:
+    with Server(data / "bare", argv=BARE_UVICORN, name="bare-uvicorn") as server:
         for rep in range(ctx.repeat):
             for mode in (REUSED, LEAN):
                 with MODES[mode](server.url) as c:

@@ -13,6 +13,7 @@ import sys
 import time
 
 from bench.common import (
+    BARE_UVICORN,
     Context,
     LatencyStats,
     Scenario,
@@ -61,8 +62,7 @@ def run(ctx: Context) -> Scenario:
         "picks) bare uvicorn does not stall either. So Regista's own fix is also shown with "
         "the asyncio loop forced (a harness-only patch, bench/variant_server.py)."
     )
-    uv = [sys.executable, "-m", "uvicorn", "bench.trivial_app:app", "--host", "127.0.0.1",
-          "--port", "{port}", "--log-level", "warning", "--no-access-log"]
+    uv = BARE_UVICORN
     variant = [sys.executable, "-m", "bench.variant_server", "serve", "--host", "127.0.0.1",
                "--port", "{port}"]
     # (label, argv or None for `regista serve`, workers, extra env, gated)

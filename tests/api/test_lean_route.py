@@ -68,12 +68,25 @@ def test_the_lean_plan_really_serves_registrations(api: TestClient, monkeypatch:
 
 def _both(api: TestClient, app: FastAPI, method: str, url: str, **kw: Any) -> tuple[Any, Any]:
     """The answer of the lean plan, then of FastAPI's own handler (an override disables it)."""
-    lean = api.request(method, url, **kw)
-    app.dependency_overrides[_never_used] = _never_used
+    import fastapi.routing
+
+    solved: list[int] = []
+    original = fastapi.routing.solve_dependencies
+
+    async def spy(*args: Any, **kwargs: Any) -> Any:
+        solved.append(1)
+        return await original(*args, **kwargs)
+
+    fastapi.routing.solve_dependencies = spy  # type: ignore[assignment]
     try:
+        lean = api.request(method, url, **kw)
+        app.dependency_overrides[_never_used] = _never_used
+        full_from = len(solved)
         full = api.request(method, url, **kw)
+        assert len(solved) > full_from, "FastAPI's own handler did not serve the request"
     finally:
         app.dependency_overrides.clear()
+        fastapi.routing.solve_dependencies = original  # type: ignore[assignment]
     return lean, full
 
 
@@ -212,3 +225,22 @@ def test_the_plan_fills_parameters_as_fastapi_does() -> None:
                     client.get("/async/twelve")):
             assert bad.status_code == 422, bad.text
             assert bad.json()["detail"][0]["type"]  # FastAPI's own validation answer
+
+
+def test_dependency_overrides_are_honoured(api: TestClient, app: FastAPI) -> None:
+    from regista.api.deps import current_actor
+
+    digest = upload(api, b"weights")
+    files = [{"path": "m.bin", "sha256": digest, "size": 7, "role": "model"}]
+
+    async def someone_else() -> Actor:
+        return Actor(name="someone-else", local_mode=True)
+
+    app.dependency_overrides[current_actor] = someone_else
+    try:
+        r = api.post("/api/v1/models/overridden/versions",
+                     json={"files": files, "create_model": True})
+    finally:
+        app.dependency_overrides.clear()
+    assert r.status_code == 201, r.text
+    assert r.json()["created_by"] == "someone-else"

@@ -86,6 +86,7 @@ class LeanRoute(APIRoute):
         full = super().get_route_handler()
         dependant = self.dependant
         embed = bool(getattr(self, "_embed_body_fields", False))
+        provider = self.dependency_overrides_provider
         # FastAPI 0.12x+ builds an included route's handler under a context variable that
         # holds the route as included (its prefixed path, the router's dependencies).
         var = getattr(fastapi_routing, "_effective_route_context_var", None)
@@ -93,11 +94,11 @@ class LeanRoute(APIRoute):
         if context is not None and getattr(context, "original_route", None) is self:
             dependant = context.dependant
             embed = bool(getattr(context, "_embed_body_fields", embed))
+            provider = getattr(context, "dependency_overrides_provider", provider)
         plan = _plan_for(dependant, embed)
         if plan is None:
             return full
         self.lean = True
-        provider = self.dependency_overrides_provider
         return _lean_handler(plan, full, provider)
 
 
