@@ -12,7 +12,9 @@ must be exactly 1..N and no request may have failed.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
+import os
 import random
 import threading
 import time
@@ -174,9 +176,6 @@ def _post_run(client: Any, path: str, bodies: list[dict[str, Any]],
 
 def _service_run(n: int, seed: int, tmp: Path) -> dict[str, float]:
     """Registrations straight into the service (no HTTP), as the server does them."""
-    import hashlib
-    import os
-
     from regista.config import Settings
     from regista.server import prepare
     from regista.service.container import build_services

@@ -66,7 +66,8 @@ def test_the_lean_plan_really_serves_registrations(api: TestClient, monkeypatch:
     assert api.get("/api/v1/models/lean/versions", params={"page_size": 1}).status_code == 200
 
 
-def _both(api: TestClient, app: FastAPI, method: str, url: str, **kw: Any) -> tuple[Any, Any]:
+def _both(api: TestClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch, method: str,
+          url: str, **kw: Any) -> tuple[Any, Any]:
     """The answer of the lean plan, then of FastAPI's own handler (an override disables it)."""
     import fastapi.routing
 
@@ -77,16 +78,15 @@ def _both(api: TestClient, app: FastAPI, method: str, url: str, **kw: Any) -> tu
         solved.append(1)
         return await original(*args, **kwargs)
 
-    fastapi.routing.solve_dependencies = spy  # type: ignore[assignment]
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", spy)
+    lean = api.request(method, url, **kw)
+    app.dependency_overrides[_never_used] = _never_used
     try:
-        lean = api.request(method, url, **kw)
-        app.dependency_overrides[_never_used] = _never_used
         full_from = len(solved)
         full = api.request(method, url, **kw)
         assert len(solved) > full_from, "FastAPI's own handler did not serve the request"
     finally:
         app.dependency_overrides.clear()
-        fastapi.routing.solve_dependencies = original  # type: ignore[assignment]
     return lean, full
 
 
@@ -98,7 +98,8 @@ def _never_used() -> None:  # pragma: no cover - only a key of dependency_overri
     "wrong_types", "missing_files", "extra_field", "not_json", "no_body", "empty_object",
     "long_header", "bad_page_size", "bad_number", "bad_filter", "unknown_model",
 ])
-def test_bad_requests_get_fastapi_s_own_answers(api: TestClient, app: FastAPI, case: str) -> None:
+def test_bad_requests_get_fastapi_s_own_answers(api: TestClient, app: FastAPI, case: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     register(api, "parity")
     url = "/api/v1/models/parity/versions"
     good = {"files": [{"path": "m.bin", "sha256": "0" * 64, "size": 1, "role": "model"}]}
@@ -117,20 +118,21 @@ def test_bad_requests_get_fastapi_s_own_answers(api: TestClient, app: FastAPI, c
         "unknown_model": ("POST", "/api/v1/models/nope/versions", {"json": good}),
     }
     method, target, kw = requests[case]
-    lean, full = _both(api, app, method, target, **kw)
+    lean, full = _both(api, app, monkeypatch, method, target, **kw)
     assert 400 <= lean.status_code < 500, lean.text
     assert (lean.status_code, lean.json()) == (full.status_code, full.json())
 
 
 def test_a_refused_caller_is_refused_before_the_body_is_validated(
-        api: TestClient, app: FastAPI, services: Services) -> None:
+        api: TestClient, app: FastAPI, services: Services,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.identity.conftest import add_user, bearer
 
     register(api, "guarded")
     token = add_user(services, "reader", role="viewer")
     for body in ({"files": "not a list"}, {"files": []}):
-        lean, full = _both(api, app, "POST", "/api/v1/models/guarded/versions", json=body,
-                           headers=bearer(token))
+        lean, full = _both(api, app, monkeypatch, "POST", "/api/v1/models/guarded/versions",
+                           json=body, headers=bearer(token))
         assert lean.status_code == full.status_code == 403, lean.text
         assert lean.json()["error"]["code"] == full.json()["error"]["code"]
 

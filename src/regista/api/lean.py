@@ -10,11 +10,12 @@ dependencies that take only the request (the route rule, the actor, the services
 :class:`LeanRoute` is an ``APIRoute`` (FastAPI's documented ``route_class`` hook), so
 the OpenAPI document, the route table and the endpoint functions are unchanged. When
 it builds a route's handler it checks that the endpoint has that regular shape and,
-if so, serves it with a short plan: run the dependencies in FastAPI's order, convert
-parameters with FastAPI's own function, validate the body with the model, call the
-endpoint. Anything else - an unsupported signature, dependency overrides, a
-parameter or body that fails validation, a body that is not JSON - goes to FastAPI's
-own handler for that route, so every error answer is FastAPI's, byte for byte.
+if so, serves it with a short plan: run the dependencies in FastAPI's order, take
+plain string parameters as they are and convert the others with FastAPI's own
+function, validate the body with the model, call the endpoint. Anything else - an
+unsupported signature, dependency overrides, a parameter or body that fails
+validation, a body that is not JSON - goes to FastAPI's own handler for that route,
+so every error answer is FastAPI's, byte for byte.
 """
 
 from __future__ import annotations
@@ -70,8 +71,7 @@ class _Param:
 class _Plan:
     dependencies: tuple[_Dependency, ...]
     params: tuple[_Param, ...]
-    body_name: str | None
-    body_model: type[BaseModel] | None
+    body: tuple[str, type[BaseModel]] | None  # (parameter name, model) of a JSON body
     request_name: str | None
     call: Callable[..., Any]
     is_async: bool
@@ -125,8 +125,7 @@ def _plan_for(dependant: Any, embed_body: bool) -> _Plan | None:
         deps.append(dep)
     if any(not _scalar(f) for f in dependant.query_params + dependant.header_params):
         return None
-    body_name: str | None = None
-    body_model: type[BaseModel] | None = None
+    body: tuple[str, type[BaseModel]] | None = None
     if dependant.body_params:
         if len(dependant.body_params) != 1 or embed_body:
             return None
@@ -135,12 +134,12 @@ def _plan_for(dependant: Any, embed_body: bool) -> _Plan | None:
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)
                 and field.field_info.is_required()):
             return None
-        body_name, body_model = field.name, annotation
+        body = (field.name, annotation)
     params = tuple(_param(where, f) for where, fields in (
         ("path", dependant.path_params), ("query", dependant.query_params),
         ("header", dependant.header_params)) for f in fields)
-    return _Plan(dependencies=tuple(deps), params=params, body_name=body_name,
-                 body_model=body_model, request_name=dependant.request_param_name,
+    return _Plan(dependencies=tuple(deps), params=params, body=body,
+                 request_name=dependant.request_param_name,
                  call=call, is_async=inspect.iscoroutinefunction(call))
 
 
@@ -191,15 +190,15 @@ def _lean_handler(plan: _Plan, full: Handler, provider: Any) -> Handler:
     async def handler(request: Request) -> Response:
         if provider is not None and getattr(provider, "dependency_overrides", None):
             return await full(request)
-        body: Any = None
-        if plan.body_model is not None:
+        parsed: Any = None
+        if plan.body is not None:
             # FastAPI parses the body before it runs dependencies (a malformed body is a
             # 422 even for a caller the rule refuses): so does this.
             raw = await request.body()
             if not raw or not _is_json(request.headers.get("content-type", "")):
                 return await full(request)
             try:
-                body = orjson.loads(raw)
+                parsed = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 return await full(request)
         kwargs: dict[str, Any] = {}
@@ -227,9 +226,10 @@ def _lean_handler(plan: _Plan, full: Handler, provider: Any) -> Handler:
             if errors:
                 return await full(request)
             kwargs.update(values)
-        if plan.body_model is not None:
+        if plan.body is not None:
+            name, model = plan.body
             try:
-                kwargs[plan.body_name or ""] = plan.body_model.model_validate(body)
+                kwargs[name] = model.model_validate(parsed)
             except ValidationError:
                 return await full(request)
         if plan.request_name is not None:
