@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -93,6 +94,19 @@ class Settings(BaseSettings):
         description="A policy YAML applied at start-up when it differs from the current policy.",
     )
     log_level: str = Field(default="info", description="Log level of the server.")
+    inline_calls: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="Where short blocking endpoints (registration, version and alias "
+        "reads) run: on the event loop thread (always), in the thread pool (never), or on "
+        "the loop with the embedded SQLite database and one worker, else in the pool "
+        "(auto). See docs/decisions.md.",
+    )
+
+    def runs_inline(self) -> bool:
+        """Whether short blocking endpoints run on the event loop (``inline_calls``)."""
+        if self.inline_calls == "auto":
+            return self.workers == 1 and self.resolved_database_url().startswith("sqlite")
+        return self.inline_calls == "always"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -198,3 +198,29 @@ def test_the_writer_connection_is_kept_between_batches_and_replaced_after_a_fail
     with db.write() as conn:  # and the next write takes a new one
         conn.execute(rows.insert().values(id=4103, who="again"))
     assert _visible(db, "again")
+
+
+def test_the_wal_rewinds_under_steady_writes(tmp_path: Path, monkeypatch: Any) -> None:
+    """A checkpoint copies pages, but only a writer that begins with every frame copied
+    rewinds the WAL; under steady writes that needs the checkpointer's locked second
+    pass, or the WAL grows with every commit (and every fsync journals its new size)."""
+    from regista.store.sql.engine import _Checkpointer
+
+    monkeypatch.setattr(_Checkpointer, "DELAY_SECONDS", 0.01)
+    path = tmp_path / "w.db"
+    database = Database(f"sqlite:///{path}")
+    meta.create_all(database.engine)
+    wal = Path(f"{path}-wal")
+    try:
+        commits = 0
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline or commits < 300:
+            with database.write() as conn:
+                conn.execute(rows.insert().values(id=50_000 + commits, who="w" * 3000))
+            commits += 1
+        # Each commit appends at least one 4 KiB page; the WAL's size is its high-water
+        # mark, so without rewinds it would be at least this:
+        appended = commits * 4096
+        assert wal.stat().st_size < appended / 8, (wal.stat().st_size, commits)
+    finally:
+        database.dispose()

@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         redoc_url=None,
     )
     app.state.services = svc
+    app.state.inline_calls = settings.runs_inline()  # see regista.api.lean
     install_error_handlers(app)
     for router in (system.router, models.router, blobs.router, audit.router,
                    deployments.router, identity.router, hygiene.router, lifecycle.router):

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from regista.api import schemas as s
 from regista.api.deps import ActorDep, ServicesDep, rule
 from regista.api.downloads import stream_blob
-from regista.api.lean import LeanRoute
+from regista.api.lean import LeanRoute, inline
 from regista.api.responses import JSON
 from regista.domain.names import normalize_name
 from regista.service.access import Permission
@@ -27,6 +27,9 @@ OrderBy = Annotated[str | None, Query(max_length=512)]
 PageSize = Annotated[int | None, Query(ge=1, le=100_000)]
 Cursor = Annotated[str | None, Query(max_length=2048)]
 Number = Annotated[int, Query(ge=1)]
+#: Registrations of at most this many files run inline (see regista.api.lean); larger
+#: manifests take long enough to validate and insert that they go to the thread pool.
+INLINE_MAX_FILES = 64
 
 
 def _json(body: object, status: int = 200) -> JSON:
@@ -75,6 +78,7 @@ def list_models(
     dependencies=[rule(Permission.MODEL_READ)],
     responses={200: {"model": s.ModelOut}, **ERRORS},
 )
+@inline()
 def get_model(name: str, actor: ActorDep, svc: ServicesDep) -> Response:
     return _json(s.model_out(svc.registry.get_model(actor, name)))
 
@@ -112,6 +116,7 @@ def archive_model(name: str, actor: ActorDep, svc: ServicesDep) -> Response:
     status_code=201,
     responses={201: {"model": s.VersionOut}, 200: {"model": s.VersionOut}, **ERRORS},
 )
+@inline(lambda kw: len(kw["body"].files) <= INLINE_MAX_FILES)
 def register_version(
     name: str,
     body: s.VersionCreate,
@@ -183,6 +188,7 @@ def search_versions(
 @router.get(
     "/resolve", dependencies=[rule(Permission.MODEL_READ)], responses={200: {"model": s.VersionOut}, **ERRORS}
 )
+@inline()
 def resolve(
     actor: ActorDep,
     svc: ServicesDep,
@@ -199,6 +205,7 @@ def resolve(
     dependencies=[rule(Permission.MODEL_READ)],
     responses={200: {"model": s.VersionOut}, **ERRORS},
 )
+@inline()
 def get_version(name: str, number: int, actor: ActorDep, svc: ServicesDep) -> Response:
     return _json(s.version_out(svc.registry.get_version(actor, f"{name}/{number}")))
 
@@ -241,6 +248,7 @@ def download_file(
     dependencies=[rule(Permission.MODEL_READ)],
     responses={200: {"model": s.VersionOut}, **ERRORS},
 )
+@inline()
 def get_alias(
     name: str,
     alias: str,
