@@ -123,6 +123,51 @@ def test_bad_requests_get_fastapi_s_own_answers(api: TestClient, app: FastAPI, c
     assert (lean.status_code, lean.json()) == (full.status_code, full.json())
 
 
+@pytest.mark.parametrize(("target", "params"), [
+    ("versions", {"page_size": "abc"}), ("versions", {"page_size": "100001"}),
+    ("versions", {"page_size": "\u0665"}), ("versions", {"page_size": "+5"}),
+    ("versions", {"page_size": " 5"}), ("versions", {"page_size": "5.0"}),
+    ("versions", {"page_size": "0005"}), ("versions", {"page_size": "9" * 30}),
+    ("versions", {"filter": "x" * 4097}), ("versions", {"filter": ""}),
+    ("versions/0", {}), ("versions/-1", {}), ("versions/%EF%BC%91", {}), ("versions/01", {}),
+])
+def test_parameters_get_the_values_and_errors_fastapi_gives(
+        api: TestClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch, target: str,
+        params: dict[str, str]) -> None:
+    """Unusual parameter values, refused or accepted: the same answer either way."""
+    register(api, "params")
+    lean, full = _both(api, app, monkeypatch, "GET", f"/api/v1/models/params/{target}",
+                       params=params)
+    assert (lean.status_code, lean.json()) == (full.status_code, full.json())
+
+
+def test_simple_parameters_skip_fastapi_s_conversion(api: TestClient,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import regista.api.lean
+
+    register(api, "fast")
+    calls: list[int] = []
+    original = regista.api.lean.request_params_to_args
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(regista.api.lean, "request_params_to_args", spy)
+    r = api.get("/api/v1/models/fast/versions",
+                params={"filter": "version >= 1", "page_size": "5", "order_by": "version"})
+    assert (r.status_code, len(r.json()["items"])) == (200, 1), r.text
+    assert api.get("/api/v1/models/fast/versions/1").json()["version"] == 1
+    digest = upload(api, b"again")
+    files = [{"path": "m.bin", "sha256": digest, "size": 5, "role": "model"}]
+    r = api.post("/api/v1/models/fast/versions", json={"files": files},
+                 headers={"Idempotency-Key": "k-7"})
+    assert r.status_code == 201, r.text
+    assert calls == []
+    assert api.get("/api/v1/models/fast/versions", params={"page_size": "0"}).status_code == 422
+    assert calls  # a refused value is FastAPI's to refuse
+
+
 def test_a_refused_caller_is_refused_before_the_body_is_validated(
         api: TestClient, app: FastAPI, services: Services,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,8 +11,9 @@ dependencies that take only the request (the route rule, the actor, the services
 the OpenAPI document, the route table and the endpoint functions are unchanged. When
 it builds a route's handler it checks that the endpoint has that regular shape and,
 if so, serves it with a short plan: run the dependencies in FastAPI's order, take
-plain string parameters as they are and convert the others with FastAPI's own
-function, validate the body with the model, call the endpoint. Anything else - an
+string and integer parameters with simple constraints straight from the request and
+convert the others with FastAPI's own function, validate the body with the model, call
+the endpoint. Anything else - an
 unsupported signature, dependency overrides, a parameter or body that fails
 validation, a body that is not JSON - goes to FastAPI's own handler for that route,
 so every error answer is FastAPI's, byte for byte.
@@ -28,14 +29,17 @@ inline endpoint must never wait for anything that itself needs the event loop.
 from __future__ import annotations
 
 import inspect
+import operator
 import types
 import typing
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import annotated_types
 import orjson
 from fastapi import routing as fastapi_routing
+from fastapi.dependencies import utils as fastapi_dependency_utils
 from fastapi.dependencies.utils import request_params_to_args
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
@@ -82,21 +86,26 @@ class _Dependency:
     call: Callable[[Request], Awaitable[Any]]
 
 
+_SLOW = object()  # a converter's answer: let FastAPI's own conversion decide
+
+
 @dataclass(frozen=True)
 class _Param:
     """A path, query or header parameter.
 
-    ``key`` is set when the parameter has no alias configuration (the request key is
-    its name, dashed for a header). Then an absent optional parameter takes its default
-    (``default_ok``: None, not validated) and a present one is used as it is when it is
-    a string without constraints (``as_is``) - exactly what FastAPI's conversion gives.
-    Everything else goes through FastAPI's own ``request_params_to_args``.
+    ``key`` is the request key FastAPI reads (None when it may read one of several).
+    Then an absent optional parameter takes its default (``default_ok``: None, not
+    validated), and a present one goes through ``fast`` when the parameter is a string
+    or an integer whose only constraints are lengths or bounds: it gives the value
+    FastAPI's conversion would, or ``_SLOW`` for anything it is not sure of (a bound
+    crossed, a sign, spaces, non-ASCII digits), which FastAPI's own
+    ``request_params_to_args`` then converts or refuses. Everything else goes there too.
     """
 
     where: str  # "path", "query" or "header"
     field: Any
     key: str | None
-    as_is: bool
+    fast: Callable[[str], Any] | None
     default_ok: bool
 
 
@@ -180,15 +189,69 @@ def _plan_for(dependant: Any, embed_body: bool) -> _Plan | None:
 
 def _param(where: str, field: Any) -> _Param:
     info = field.field_info
-    key: str | None = None
-    if info.alias is None and info.validation_alias is None:
-        key = field.name
-        if where == "header" and getattr(info, "convert_underscores", True):
-            key = key.replace("_", "-")
-    as_is = not info.metadata and info.annotation in (str, str | None)
     default_ok = (not info.is_required() and info.default_factory is None
                   and not info.validate_default and info.get_default() is None)
-    return _Param(where=where, field=field, key=key, as_is=as_is, default_ok=default_ok)
+    return _Param(where=where, field=field, key=_request_key(field),
+                  fast=_converter(info.annotation, info.metadata), default_ok=default_ok)
+
+
+def _request_key(field: Any) -> str | None:
+    """The one request key FastAPI reads this parameter from, or None if not just one."""
+    if field.field_info.validation_alias is not None or field.config:
+        return None
+    aliases = getattr(fastapi_dependency_utils, "_get_param_aliases", None)
+    if aliases is None:  # FastAPI before 0.13x: the field's alias is the request key
+        return str(field.alias)
+    pairs = aliases(field)
+    return str(pairs[0][1]) if len(pairs) == 1 else None
+
+
+_BOUNDS: tuple[tuple[type, str, Callable[[Any, Any], bool]], ...] = (
+    (annotated_types.Ge, "ge", operator.ge), (annotated_types.Gt, "gt", operator.gt),
+    (annotated_types.Le, "le", operator.le), (annotated_types.Lt, "lt", operator.lt))
+
+
+def _identity(value: str) -> str:
+    return value
+
+
+def _converter(annotation: Any, metadata: list[Any]) -> Callable[[str], Any] | None:
+    """A converter for a string or integer with simple constraints (see :class:`_Param`)."""
+    if annotation in (str, str | None):
+        lo, hi = 0, None
+        for m in metadata:
+            if isinstance(m, annotated_types.MinLen):
+                lo = m.min_length
+            elif isinstance(m, annotated_types.MaxLen):
+                hi = m.max_length
+            else:
+                return None
+        if lo == 0 and hi is None:
+            return _identity
+
+        def text(value: str) -> Any:
+            return value if lo <= len(value) and (hi is None or len(value) <= hi) else _SLOW
+
+        return text
+    if annotation in (int, int | None):
+        limits: list[tuple[Callable[[Any, Any], bool], Any]] = []
+        for m in metadata:
+            for kind, attr, check in _BOUNDS:
+                if isinstance(m, kind):
+                    limits.append((check, getattr(m, attr)))
+                    break
+            else:
+                return None
+
+        def integer(value: str) -> Any:
+            # Plain ASCII digits only: pydantic reads those exactly as int() does.
+            if not (0 < len(value) <= 18 and value.isascii() and value.isdigit()):
+                return _SLOW
+            n = int(value)
+            return n if all(check(n, b) for check, b in limits) else _SLOW
+
+        return integer
+    return None
 
 
 def _simple_dependency(sub: Any) -> _Dependency | None:
@@ -251,12 +314,15 @@ def _lean_handler(plan: _Plan, full: Handler, provider: Any) -> Handler:
                 else request.query_params if param.where == "query" else request.headers)
             if param.key is not None:
                 value = source.get(param.key)
-                if value is None and param.default_ok:
-                    kwargs[param.field.name] = None
-                    continue
-                if value is not None and param.as_is:
-                    kwargs[param.field.name] = value
-                    continue
+                if value is None:
+                    if param.default_ok:
+                        kwargs[param.field.name] = None
+                        continue
+                elif param.fast is not None:
+                    converted = param.fast(value)
+                    if converted is not _SLOW:
+                        kwargs[param.field.name] = converted
+                        continue
             values, errors = request_params_to_args([param.field], source)
             if errors:
                 return await full(request)
