@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -13,6 +14,7 @@ from regista.api.errors import install_error_handlers
 from regista.api.middleware import RequestGuard
 from regista.api.responses import JSON
 from regista.api.routes import audit, blobs, deployments, hygiene, identity, lifecycle, models, system
+from regista.api.schemas import ErrorOut
 from regista.config import Settings
 from regista.service.container import Services, build_services
 
@@ -52,7 +54,27 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     from regista.web import install_web
 
     install_web(app)  # last: its HTML error pages wrap the JSON handlers above
+    _document_errors(app)
     return app
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Put ``ErrorOut`` (which routes reference, see ``error_responses``) in the document."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            error = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in error.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+            components.setdefault("ErrorOut", error)
+            schema["components"]["schemas"] = dict(sorted(components.items()))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def iter_routes(app: FastAPI) -> list[tuple[str, frozenset[str], str | None]]:

@@ -22,8 +22,6 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import yaml
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -278,6 +276,14 @@ class MetadataReport:
         return not self.missing and not self.problems
 
 
+def _validator(schema: dict[str, Any]) -> Any:
+    # Imported here: jsonschema costs ~50 ms of a server's start-up, and a policy
+    # without metadata schemas (the default) never needs it.
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema)
+
+
 class Policy:
     """A validated policy with the lookups the services need."""
 
@@ -288,8 +294,7 @@ class Policy:
         self._rank = {name: i for i, name in enumerate(self.stages)}
         self._transitions = {(t.from_, t.to): t for t in document.transitions}
         self._validators = {
-            stage: Draft202012Validator(schema)
-            for stage, schema in document.required_metadata.items()
+            stage: _validator(schema) for stage, schema in document.required_metadata.items()
         }
         self._required = {
             stage: required_paths(schema) for stage, schema in document.required_metadata.items()
@@ -603,6 +608,9 @@ def _metadata_problems(
         if stage not in known:
             out.append((where, f"unknown stage {stage!r} (stages: {listing})"))
             continue
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
         try:
             Draft202012Validator.check_schema(schema)
         except SchemaError as exc:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from regista.api.deps import ActorDep, ServicesDep, rule
 from regista.api.lean import LeanRoute
 from regista.api.responses import JSON
+from regista.api.schemas import error_responses
 from regista.service.access import Permission
 from regista.service.audit import AuditEvent, EventFilter, checkpoints_from_json, make_filter
 from regista.service.clock import parse_instant
@@ -18,11 +19,8 @@ from regista.service.clock import parse_instant
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], route_class=LeanRoute)
 
 
-class _Error(BaseModel):
-    error: dict[str, Any]
 
-
-ERRORS: dict[int | str, dict[str, Any]] = {c: {"model": _Error} for c in (400, 401, 403, 409, 422)}
+ERRORS = error_responses(400, 401, 403, 409, 422)
 NDJSON = "application/x-ndjson"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import StreamingResponse
@@ -18,9 +18,7 @@ from regista.errors import BadRequest, RangeNotSatisfiable
 from regista.service.access import Permission
 
 router = APIRouter(prefix="/api/v1", tags=["blobs"], route_class=LeanRoute)
-ERRORS: dict[int | str, dict[str, Any]] = {
-    c: {"model": s.ErrorOut} for c in (400, 401, 403, 404, 409, 411, 413, 416, 422)
-}
+ERRORS = s.error_responses(400, 401, 403, 404, 409, 411, 413, 416, 422)
 
 
 def _content_length(value: str | None) -> int:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from regista.api.deps import ActorDep, ServicesDep, rule
 from regista.api.lean import LeanRoute
 from regista.api.responses import JSON
+from regista.api.schemas import error_responses
 from regista.domain.names import VersionRef
 from regista.errors import Invalid
 from regista.service.access import Permission
@@ -28,11 +29,8 @@ from regista.service.deployments import (
 router = APIRouter(prefix="/api/v1", tags=["deployments"], route_class=LeanRoute)
 
 
-class _Error(BaseModel):
-    error: dict[str, Any]
 
-
-ERRORS: dict[int | str, dict[str, Any]] = {c: {"model": _Error} for c in (400, 401, 403, 404, 409, 422)}
+ERRORS = error_responses(400, 401, 403, 404, 409, 422)
 Instant = Annotated[str | None, Query(max_length=64, description="ISO-8601 with a time zone")]
 
 

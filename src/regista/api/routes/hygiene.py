@@ -11,17 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from regista.api.deps import ActorDep, ServicesDep, rule
 from regista.api.lean import LeanRoute
 from regista.api.responses import JSON
+from regista.api.schemas import error_responses
 from regista.service.access import Permission
 from regista.service.hygiene import DEFAULT_GRACE_SECONDS, DEFAULT_LIMIT, DEFAULT_VERIFY_WINDOW, MAX_LIMIT
 
 router = APIRouter(prefix="/api/v1/hygiene", tags=["hygiene"], route_class=LeanRoute)
 
 
-class _Error(BaseModel):
-    error: dict[str, Any]
 
-
-ERRORS: dict[int | str, dict[str, Any]] = {c: {"model": _Error} for c in (401, 403, 409, 422)}
+ERRORS = error_responses(401, 403, 409, 422)
 
 
 class GCIn(BaseModel):

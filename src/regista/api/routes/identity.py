@@ -17,9 +17,7 @@ from regista.service.access import Permission
 from regista.service.identity import ApiToken, IssuedToken, Principal, RoleBinding, WhoAmI
 
 router = APIRouter(prefix="/api/v1", tags=["identity"], route_class=LeanRoute)
-ERRORS: dict[int | str, dict[str, Any]] = {
-    c: {"model": s.ErrorOut} for c in (400, 401, 403, 404, 409, 422)
-}
+ERRORS = s.error_responses(400, 401, 403, 404, 409, 422)
 MANAGE = [rule(Permission.PRINCIPAL_MANAGE)]
 Name = Annotated[str, Field(max_length=200)]
 

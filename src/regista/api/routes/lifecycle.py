@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from regista.api.deps import ActorDep, ServicesDep, rule
 from regista.api.lean import LeanRoute
 from regista.api.responses import JSON
-from regista.api.schemas import ErrorOut, model_out
+from regista.api.schemas import error_responses, model_out
 from regista.domain.policy import (
     ApprovalRecord,
     CheckResult,
@@ -25,9 +25,7 @@ from regista.service.clock import parse_instant
 from regista.service.policy import CurrentPolicy, PolicyApplied, PolicyVersionInfo
 
 router = APIRouter(prefix="/api/v1", tags=["lifecycle"], route_class=LeanRoute)
-ERRORS: dict[int | str, dict[str, Any]] = {
-    c: {"model": ErrorOut} for c in (400, 401, 403, 404, 409, 422)
-}
+ERRORS = error_responses(400, 401, 403, 404, 409, 422)
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
 
 Number = Annotated[int, Path(ge=1, le=2_000_000_000)]

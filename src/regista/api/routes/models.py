@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -18,9 +18,7 @@ from regista.service.clock import parse_instant
 from regista.service.registry import NewFile
 
 router = APIRouter(prefix="/api/v1", tags=["models"], route_class=LeanRoute)
-ERRORS: dict[int | str, dict[str, Any]] = {
-    c: {"model": s.ErrorOut} for c in (400, 401, 403, 404, 409, 413, 416, 422)
-}
+ERRORS = s.error_responses(400, 401, 403, 404, 409, 413, 416, 422)
 
 Filter = Annotated[str | None, Query(max_length=4096, description="Filter expression")]
 OrderBy = Annotated[str | None, Query(max_length=512)]
