@@ -13,10 +13,9 @@ it builds a route's handler it checks that the endpoint has that regular shape a
 if so, serves it with a short plan: run the dependencies in FastAPI's order, take
 string and integer parameters with simple constraints straight from the request and
 convert the others with FastAPI's own function, validate the body with the model, call
-the endpoint. Anything else - an
-unsupported signature, dependency overrides, a parameter or body that fails
-validation, a body that is not JSON - goes to FastAPI's own handler for that route,
-so every error answer is FastAPI's, byte for byte.
+the endpoint. Anything else - an unsupported signature, dependency overrides, a
+parameter or body that fails validation, a body that is not JSON - goes to FastAPI's
+own handler for that route, so every error answer is FastAPI's, byte for byte.
 
 A blocking endpoint normally runs in the thread pool. One marked with :func:`inline`
 runs on the event loop thread instead when the app says so (``app.state.inline_calls``,
@@ -197,10 +196,10 @@ def _param(where: str, field: Any) -> _Param:
 
 def _request_key(field: Any) -> str | None:
     """The one request key FastAPI reads this parameter from, or None if not just one."""
-    if field.field_info.validation_alias is not None or field.config:
+    if field.field_info.validation_alias is not None or getattr(field, "config", None):
         return None
     aliases = getattr(fastapi_dependency_utils, "_get_param_aliases", None)
-    if aliases is None:  # FastAPI before 0.13x: the field's alias is the request key
+    if aliases is None:  # a FastAPI without alias choices: the field's alias is the key
         return str(field.alias)
     pairs = aliases(field)
     return str(pairs[0][1]) if len(pairs) == 1 else None
