@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from starlette.concurrency import run_in_threadpool
 
-from regista.api.lean import runs_inline
+from regista.api.lean import call_blocking
 from regista.domain.models import Actor
 from regista.errors import Forbidden
 from regista.service.access import Permission
@@ -55,7 +54,7 @@ async def current_actor(request: Request) -> Actor:
 
     Each hop to the thread pool costs 0.1-0.45 ms of latency, so the actor is resolved
     on the event loop when that needs no I/O (local mode) or when the app runs short
-    blocking calls inline (:func:`regista.api.lean.runs_inline`), in one hop otherwise.
+    blocking calls inline (:func:`regista.api.lean.call_blocking`), in one hop otherwise.
     """
     state = request.scope.setdefault("state", {})
     cached = state.get("actor")
@@ -66,10 +65,7 @@ async def current_actor(request: Request) -> Actor:
     services = services_of(request)
     actor = authenticate_without_io(request, services)
     if actor is None:
-        if runs_inline(request):
-            actor = authenticate(request, services)
-        else:
-            actor = await run_in_threadpool(authenticate, request, services)
+        actor = await call_blocking(request, authenticate, request, services)
     state["actor"] = actor
     return actor
 
@@ -106,10 +102,7 @@ def rule(permission: Permission | str) -> Any:
         if actor is not None and (permission == AUTHENTICATED or is_unrestricted(actor)):
             state["actor"] = actor
             return
-        if runs_inline(request):  # a token lookup and the grants: short
-            resolve_and_check(request)
-        else:
-            await run_in_threadpool(resolve_and_check, request)
+        await call_blocking(request, resolve_and_check, request)  # a token, the grants: short
 
     dep = Depends(check)
     setattr(check, RULE_ATTR, str(permission))

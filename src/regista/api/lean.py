@@ -48,6 +48,7 @@ from starlette.responses import Response
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+T = TypeVar("T")
 #: Decides, from the endpoint's arguments, whether one call is short enough to run inline.
 InlineWhen = Callable[[Mapping[str, Any]], bool]
 _INLINE_ATTR = "__regista_inline__"
@@ -73,6 +74,13 @@ def inline(when: InlineWhen | None = None) -> Callable[[Endpoint], Endpoint]:
 def runs_inline(request: Request) -> bool:
     """Whether this app runs short blocking calls on the event loop."""
     return bool(getattr(request.app.state, "inline_calls", False))
+
+
+async def call_blocking(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a short blocking call: on the event loop when the app says so, else in the pool."""
+    if runs_inline(request):
+        return fn(*args, **kwargs)
+    return await run_in_threadpool(fn, *args, **kwargs)
 
 # Dependant attributes naming special parameters we do not fill (FastAPI does).
 _SPECIAL_PARAMS = ("websocket_param_name", "http_connection_param_name", "response_param_name",
@@ -336,8 +344,8 @@ def _lean_handler(plan: _Plan, full: Handler, provider: Any) -> Handler:
             kwargs[plan.request_name] = request
         if plan.is_async:
             response = await plan.call(**kwargs)
-        elif plan.inline is not None and runs_inline(request) and plan.inline(kwargs):
-            response = plan.call(**kwargs)
+        elif plan.inline is not None and plan.inline(kwargs):
+            response = await call_blocking(request, plan.call, **kwargs)
         else:
             response = await run_in_threadpool(plan.call, **kwargs)
         if not isinstance(response, Response):  # the plan checked the annotation

@@ -600,6 +600,9 @@ def _problems(doc: PolicyDocument) -> list[tuple[Path, str]]:
 def _metadata_problems(
     doc: PolicyDocument, names: list[str], known: set[str], listing: str
 ) -> list[tuple[Path, str]]:
+    from jsonschema import Draft202012Validator  # see _validator
+    from jsonschema.exceptions import SchemaError
+
     out: list[tuple[Path, str]] = []
     schemas = doc.required_metadata
     valid: dict[str, list[str]] = {}
@@ -608,9 +611,6 @@ def _metadata_problems(
         if stage not in known:
             out.append((where, f"unknown stage {stage!r} (stages: {listing})"))
             continue
-        from jsonschema import Draft202012Validator
-        from jsonschema.exceptions import SchemaError
-
         try:
             Draft202012Validator.check_schema(schema)
         except SchemaError as exc:

@@ -17,9 +17,6 @@ from regista.service.audit import AuditEvent, EventFilter, checkpoints_from_json
 from regista.service.clock import parse_instant
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], route_class=LeanRoute)
-
-
-
 ERRORS = error_responses(400, 401, 403, 409, 422)
 NDJSON = "application/x-ndjson"
 

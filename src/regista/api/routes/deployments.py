@@ -27,9 +27,6 @@ from regista.service.deployments import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["deployments"], route_class=LeanRoute)
-
-
-
 ERRORS = error_responses(400, 401, 403, 404, 409, 422)
 Instant = Annotated[str | None, Query(max_length=64, description="ISO-8601 with a time zone")]
 

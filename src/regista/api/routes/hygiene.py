@@ -16,9 +16,6 @@ from regista.service.access import Permission
 from regista.service.hygiene import DEFAULT_GRACE_SECONDS, DEFAULT_LIMIT, DEFAULT_VERIFY_WINDOW, MAX_LIMIT
 
 router = APIRouter(prefix="/api/v1/hygiene", tags=["hygiene"], route_class=LeanRoute)
-
-
-
 ERRORS = error_responses(401, 403, 409, 422)
 
 

@@ -265,8 +265,7 @@ class _GroupCommit:
         if conn is None:
             return
         try:
-            raw: Any = conn.connection.driver_connection
-            raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            _passive_checkpoint(conn.connection.driver_connection)
         except Exception:  # the commit stands; the WAL just rewinds later
             log.warning("WAL checkpoint after commit failed", exc_info=True)
 
@@ -296,14 +295,14 @@ class _Checkpointer:
     commits land while the copy runs, so that moment never came and the WAL grew
     without end under sustained writes (64 MiB after 2,000 registrations, ~130 KiB
     each; a busy hour would have left tens of GiB, and readers search the WAL's index
-    before the database file). So after each pass this thread
-    asks (``copied``) the next writer that commits to copy the remainder - the frames
-    committed during the pass - before it lets the following writer in: a few frames
-    and an fsync of the database file, once every :attr:`DELAY_SECONDS`, after which the
-    next writer rewinds the WAL: it holds about one delay's worth of commits (19 MiB
-    after the same 2,000 registrations, which fill it in ~0.2 s). (This thread cannot
-    do it: a writer that commits in a loop takes the lock back before a waiting thread
-    wakes up.)
+    before the database file). So after each pass this thread asks (``copied``) the
+    next writer that commits to copy the remainder - the frames committed during the
+    pass - before it lets the following writer in: a few frames and an fsync of the
+    database file, once every :attr:`DELAY_SECONDS`. The next writer then rewinds the
+    WAL, which holds about one delay's worth of commits (19 MiB after the same 2,000
+    registrations, which fill it in ~0.2 s). This thread cannot copy the remainder
+    itself: a writer that commits in a loop takes the lock back before a waiting
+    thread wakes up.
     """
 
     # Let commits accumulate before copying: the hot pages (indexes, counters, the audit
@@ -355,7 +354,8 @@ class _Checkpointer:
                 try:
                     if conn is None:  # one pooled connection, kept while the thread runs
                         conn = self._engine.raw_connection()
-                    self._checkpoint(conn)
+                    _passive_checkpoint(conn)
+                    self.copied()
                 except Exception:  # the safety-net threshold still bounds the WAL
                     log.warning("background WAL checkpoint failed", exc_info=True)
                     if conn is not None:
@@ -368,14 +368,15 @@ class _Checkpointer:
                 with suppress(Exception):
                     conn.close()
 
-    def _checkpoint(self, conn: Any) -> None:
-        cur = conn.cursor()
-        try:
-            cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            cur.fetchone()
-        finally:
-            cur.close()
-        self.copied()
+
+def _passive_checkpoint(dbapi_conn: Any) -> None:
+    """Copy committed WAL frames into the database file, blocking no reader or writer."""
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        cur.fetchall()
+    finally:
+        cur.close()
 
 
 AUTOCHECKPOINT_PAGES = 16_384  # 64 MiB of WAL: reached only if the checkpointer falls behind
